@@ -1,0 +1,45 @@
+"""`hypernet/` is the pure core: it must never import ComfyUI, and only import itself relatively."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parents[2] / "hypernet"
+FORBIDDEN = {"comfy", "comfy_extras", "folder_paths", "server", "nodes", "execution", "latent_preview",
+             "comfy_execution", "app"}
+MODULES = sorted(CORE.rglob("*.py"))
+
+
+def imported_roots(tree: ast.AST) -> list[tuple[int, str, int]]:
+    """(line, top-level module name, relative level) for every import in a module."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0], 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.lineno, (node.module or "").split(".")[0], node.level))
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_core_module_does_not_import_the_host(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bad = [(line, name) for line, name, level in imported_roots(tree) if level == 0 and name in FORBIDDEN]
+    assert not bad, f"{path.name} imports the host ({bad}); move that code into nodes/bridge.py"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_core_module_imports_itself_relatively(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    absolute_self = [line for line, name, level in imported_roots(tree) if level == 0 and name == "hypernet"]
+    assert not absolute_self, f"{path.name} imports `hypernet` absolutely at lines {absolute_self}; use `from .x`"
+    escaping = [line for line, _, level in imported_roots(tree) if level > 1 + len(path.relative_to(CORE).parts) - 1]
+    assert not escaping, f"{path.name} imports from outside hypernet/ at lines {escaping}"
+
+
+def test_boundary_check_catches_a_host_import():
+    tree = ast.parse("import os\nfrom comfy import model_management\nimport folder_paths as fp\n")
+    names = {name for _, name, level in imported_roots(tree) if level == 0}
+    assert {"comfy", "folder_paths"} <= names & FORBIDDEN

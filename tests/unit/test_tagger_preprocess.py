@@ -1,0 +1,68 @@
+"""Preprocessing as the reference tagger: alpha over white, centred white pad, area downscale, BGR, 0..255."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hypernet.tagger_preprocess import image_from_array, load_image, preprocess_image
+
+
+def test_output_is_bgr_float32_0_255_hwc():
+    img = Image.new("RGB", (8, 8), (10, 20, 30))
+    out = preprocess_image(img, 8)
+    assert out.shape == (8, 8, 3) and out.dtype == np.float32
+    assert out[0, 0].tolist() == [30.0, 20.0, 10.0]
+
+
+def test_alpha_is_composited_over_white():
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    img.putpixel((0, 0), (0, 0, 0, 255))
+    img.putpixel((1, 0), (0, 0, 0, 128))
+    out = preprocess_image(img, 4)
+    assert out[1, 1].tolist() == [255.0] * 3  # fully transparent -> white, not stored black
+    assert out[0, 0].tolist() == [0.0] * 3
+    assert 120 <= out[0, 1, 0] <= 135
+
+
+def test_pad_centred_extra_pixel_bottom_right_and_no_upscale():
+    img = Image.new("RGB", (3, 2), (0, 0, 0))  # smaller than the model size: not upscaled
+    out = preprocess_image(img, 6)
+    black = np.argwhere(out[:, :, 0] == 0)
+    assert black.min(axis=0).tolist() == [2, 1]  # top = (6-2)//2, left = (6-3)//2
+    assert black.max(axis=0).tolist() == [3, 3]
+    assert (out == 0).sum() == 3 * 2 * 3
+
+
+def test_pad_then_area_downscale():
+    # 8x4 image: left half black, right half white; padded to 8x8 (2 white rows top/bottom), then /2.
+    arr = np.full((4, 8, 3), 255, dtype=np.uint8)
+    arr[:, :4] = 0
+    out = preprocess_image(Image.fromarray(arr), 4)
+    assert out.shape == (4, 4, 3)
+    assert out[0].max() == 255 and out[0].min() == 255  # top pad row
+    assert out[1:3, :2].max() == 0 and out[1:3, 2:].min() == 255
+    # non-integer factor: fractional pixel areas (cv2 INTER_AREA). 3x3 checker -> 2x2: each output
+    # covers 1.5x1.5 source px: 0*1 + 255*0.5 + 255*0.5 + 0*0.25 over 2.25 = 113.3 -> 113
+    checker = (np.indices((3, 3)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    small = preprocess_image(Image.fromarray(np.stack([checker] * 3, -1)), 2)
+    assert small.ravel().tolist() == [113.0] * 12
+
+
+def test_image_from_comfy_array_rounds_and_keeps_alpha():
+    arr = np.zeros((2, 2, 4), dtype=np.float32)
+    arr[..., :3] = 0.5
+    arr[..., 3] = 0.0
+    img = image_from_array(arr)
+    assert img.mode == "RGBA" and img.getpixel((0, 0)) == (128, 128, 128, 0)
+    assert preprocess_image(img, 2)[0, 0].tolist() == [255.0] * 3
+    with pytest.raises(ValueError, match="HWC"):
+        image_from_array(np.zeros((1, 2, 2, 3)))
+
+
+def test_load_image_applies_exif_orientation(tmp_path):
+    img = Image.new("RGB", (4, 2), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").size == (2, 4)
