@@ -8,6 +8,8 @@ CreateHypernetwork, TrainHypernetwork, ApplyHypernetwork, HypernetworkXYGrid.
 
 CATALOG: list[tuple[str, str, str, str]] = [
     # (node id, display name, module in nodes/, class name)
+    ("CreateHypernetwork", "Create Hypernetwork", "create", "CreateHypernetwork"),
+    ("ApplyHypernetwork", "Apply Hypernetwork", "apply", "ApplyHypernetwork"),
 ]
 
 CATEGORY_ROOT = "hypernetwork"

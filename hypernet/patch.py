@@ -1,0 +1,136 @@
+"""Attention patch applying hypernetworks to K and V inputs, A1111 style (q untouched).
+
+The host calls `patch(n, context, value, extra_options)` before the K/V projections (ComfyUI's
+`attn1_patch`/`attn2_patch`) and uses the returned triple. The network pair is chosen by the last
+dimension of the context (K) and of the value (V); several networks apply in order, each getting
+the previous one's outputs (A1111 chaining), each with its own strength.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+
+from .module import Hypernetwork
+
+
+def _check_strength(strength: Any) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        raise ValueError(f"strength: {strength!r} is invalid; must be a finite number (e.g. 1.0)")
+    return float(strength)
+
+
+class HypernetworkPatch:
+    """Callable `(q, k, v, extra_options) -> (q, k, v)` over an ordered list of (network, strength).
+
+    The networks are shared, not copied: `copy.deepcopy` returns the patch itself (the 2024 host
+    deep-copies model options on clone), so training a network trains what the model runs.
+    `.to(device)` moves the networks; dtype arguments are ignored (weights stay float32, inputs are
+    cast inside the modules).
+    """
+
+    def __init__(self, entries: Iterable[tuple[Hypernetwork, float]] = ()) -> None:
+        checked = []
+        for entry in entries:
+            network, strength = entry
+            if not isinstance(network, Hypernetwork):
+                raise ValueError(f"HypernetworkPatch: expected a Hypernetwork, got {type(network).__name__}")
+            checked.append((network, _check_strength(strength)))
+        self.entries: tuple[tuple[Hypernetwork, float], ...] = tuple(checked)
+
+    def extended(self, network: Hypernetwork, strength: float = 1.0) -> "HypernetworkPatch":
+        """A new patch with `network` applied after the current ones (this patch is unchanged)."""
+        return HypernetworkPatch(self.entries + ((network, strength),))
+
+    @property
+    def networks(self) -> tuple[Hypernetwork, ...]:
+        return tuple(n for n, _ in self.entries)
+
+    @property
+    def widths(self) -> frozenset[int]:
+        """Every attention width any of the networks has a module pair for."""
+        return frozenset(w for n in self.networks for w in n.widths)
+
+    def __call__(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        for network, strength in self.entries:
+            if strength == 0.0:
+                continue
+            k_pair = network.pair(k.shape[-1])
+            v_pair = network.pair(v.shape[-1])
+            if k_pair is None and v_pair is None:
+                continue
+            if network.device != k.device:  # host did not call .to(); follow the activations
+                network.to(k.device)
+            if k_pair is not None:
+                k = k_pair[0](k, strength)
+            if v_pair is not None:
+                v = v_pair[1](v, strength)
+        return q, k, v
+
+    def to(self, *args: Any, **kwargs: Any) -> "HypernetworkPatch":
+        """Accepts `.to(device)`, `.to(dtype)`, `.to(device, dtype)`, keywords too; returns self."""
+        device = kwargs.get("device")
+        for arg in args:
+            if isinstance(arg, torch.dtype):
+                continue
+            if isinstance(arg, (str, int, torch.device)):
+                device = arg
+            else:
+                raise ValueError(f"HypernetworkPatch.to: cannot move to {arg!r}; pass a device or dtype")
+        if device is not None:
+            for network in self.networks:
+                network.to(device)
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "HypernetworkPatch":
+        return self
+
+    def __copy__(self) -> "HypernetworkPatch":
+        return self
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n.name}:{s:g}" for n, s in self.entries)
+        return f"HypernetworkPatch([{inner}])"
+
+
+@dataclass(frozen=True)
+class WidthMatch:
+    """Which attention widths of a model a network covers."""
+
+    matched: tuple[int, ...]  # in both the network and the model
+    unused: tuple[int, ...]  # network widths the model does not have
+    uncovered: tuple[int, ...]  # model widths the network has no module for
+
+    @property
+    def any(self) -> bool:
+        return bool(self.matched)
+
+
+def match_widths(network: Hypernetwork | Iterable[int], model_widths: Iterable[int]) -> WidthMatch:
+    """Compare a network's widths (or a list of widths) with a model's attention widths."""
+    net = tuple(network.widths if isinstance(network, Hypernetwork) else network)
+    model = tuple(dict.fromkeys(model_widths))
+    model_set, net_set = set(model), set(net)
+    return WidthMatch(
+        matched=tuple(w for w in net if w in model_set),
+        unused=tuple(w for w in net if w not in model_set),
+        uncovered=tuple(w for w in model if w not in net_set),
+    )
+
+
+def require_match(network: Hypernetwork, model_widths: Iterable[int], model_label: str = "the model") -> WidthMatch:
+    """`match_widths`, raising ValueError with a fix when the network matches no width at all."""
+    model_widths = tuple(model_widths)
+    result = match_widths(network, model_widths)
+    if not result.any:
+        raise ValueError(
+            f"hypernetwork {network.name!r} has modules for attention widths {list(network.widths)} "
+            f"but {model_label} uses {sorted(model_widths)}; none match, so it would do nothing. "
+            f"Use a hypernetwork made for this model family (SD1.x text width 768, SD2.x 1024, "
+            f"SDXL 2048) or create one with matching sizes"
+        )
+    return result

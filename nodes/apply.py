@@ -1,0 +1,47 @@
+"""ApplyHypernetwork: patch a MODEL with a hypernetwork file or a connected HYPERNETWORK."""
+from __future__ import annotations
+
+from ..hypernet.patch import HypernetworkPatch, require_match
+from . import bridge, network_files
+from .sockets import CATEGORY_GENERATION, HYPERNETWORK
+
+
+def apply_to_model(model, network, strength: float):
+    """Clone `model` and add `network` after any hypernetworks already on it (they stack in order)."""
+    widths = bridge.all_attention_widths(model)
+    require_match(network, widths, "the connected model")
+    return bridge.with_attention_patch(model, HypernetworkPatch([(network, strength)]))
+
+
+class ApplyHypernetwork:
+    DESCRIPTION = ("Applies a hypernetwork to a model (A1111 math, deterministic: dropout is off at inference). "
+                   "Chain several to stack them; the incoming model is never changed.")
+    CATEGORY = CATEGORY_GENERATION
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The model with the hypernetwork applied.",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The model to patch (it is cloned, never modified)."}),
+                "hypernetwork_name": (network_files.choices(), {
+                    "tooltip": "A .pt/.safetensors file from the hypernetworks folders; 'none' uses the "
+                               "connected hypernetwork."}),
+                "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
+                                       "tooltip": "Multiplier of the hypernetwork's residual (0 = no effect)."}),
+            },
+            "optional": {
+                "hypernetwork": (HYPERNETWORK, {"tooltip": "A network from Create/Train Hypernetwork; overrides "
+                                                           "the file."}),
+            },
+        }
+
+    def apply(self, model, hypernetwork_name, strength, hypernetwork=None):
+        if hypernetwork is None:
+            if hypernetwork_name == "none":
+                raise ValueError("hypernetwork_name: 'none' needs a connected hypernetwork input; "
+                                 "pick a file or connect Create/Train Hypernetwork")
+            hypernetwork = network_files.load_by_name(hypernetwork_name)
+        return (apply_to_model(model, hypernetwork, strength),)

@@ -1,0 +1,9 @@
+"""Custom socket (data) types of the pack; UPPER_SNAKE so they never clash with the host's."""
+
+HN_DATASET = "HN_DATASET"  # hypernet.dataset.Dataset: a light description, images read lazily
+HYPERNETWORK = "HYPERNETWORK"  # hypernet.module.Hypernetwork
+HN_LOSS = "HN_LOSS"  # hypernet.trainer loss history (steps, losses, learning rates, events)
+
+CATEGORY_DATASET = "hypernetwork/dataset"
+CATEGORY_TRAINING = "hypernetwork/training"
+CATEGORY_GENERATION = "hypernetwork/generation"
