@@ -4,6 +4,8 @@ Scanning must never decode pixels, so `read_header` uses only what PIL parses at
 (size, mode, EXIF orientation stored before the pixel data) plus a look at the file's tail.
 `load_rgb` decodes, applies the *same* orientation `read_header` saw, and normalises every mode
 (palette, grayscale, 16-bit, float, CMYK, alpha) to RGB, compositing alpha on white.
+Truncated files raise BadImageError("truncated") unless some other package has switched on
+PIL's process-wide ImageFile.LOAD_TRUNCATED_IMAGES (we never change that global).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from .images_png import png_size_fast
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +135,21 @@ def read_header(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, verify: str 
         if size == 0:
             raise BadImageError(path, "zero_byte")
         with open(path, "rb") as fh:
-            try:
-                img = Image.open(fh)
-                width, height = img.size
-                fmt = img.format or ""
-                orientation = header_orientation(img)
-            except BadImageError:
-                raise
-            except Exception as exc:
-                raise _open_error(path, exc) from exc
+            img = None
+            fast = png_size_fast(fh) if verify == "fast" else None
+            if fast is not None:
+                (width, height), fmt, orientation = fast, "PNG", 1
+            else:
+                fh.seek(0)
+                try:
+                    img = Image.open(fh)
+                    width, height = img.size
+                    fmt = img.format or ""
+                    orientation = header_orientation(img)
+                except BadImageError:
+                    raise
+                except Exception as exc:
+                    raise _open_error(path, exc) from exc
             _check_pixels(path, width, height, max_pixels)
             need_decode = verify == "full"
             if not need_decode:
@@ -150,11 +160,15 @@ def read_header(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, verify: str 
                 need_decode = _tail_looks_truncated(fmt, tail, size, head)
             if need_decode:
                 try:
+                    if img is None:
+                        fh.seek(0)
+                        img = Image.open(fh)
                     img.load()
                 except Exception as exc:
                     raise _open_error(path, exc) from exc
                 finally:
-                    img.close()
+                    if img is not None:
+                        img.close()
     except BadImageError:
         raise
     except OSError as exc:

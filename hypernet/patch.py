@@ -39,6 +39,7 @@ class HypernetworkPatch:
                 raise ValueError(f"HypernetworkPatch: expected a Hypernetwork, got {type(network).__name__}")
             checked.append((network, _check_strength(strength)))
         self.entries: tuple[tuple[Hypernetwork, float], ...] = tuple(checked)
+        self._memo: dict[tuple[int, int], tuple[torch.Tensor, tuple, torch.Tensor]] = {}
 
     def extended(self, network: Hypernetwork, strength: float = 1.0) -> "HypernetworkPatch":
         """A new patch with `network` applied after the current ones (this patch is unchanged)."""
@@ -56,7 +57,7 @@ class HypernetworkPatch:
     def __call__(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        for network, strength in self.entries:
+        for index, (network, strength) in enumerate(self.entries):
             if strength == 0.0:
                 continue
             k_pair = network.pair(k.shape[-1])
@@ -66,10 +67,31 @@ class HypernetworkPatch:
             if network.device != k.device:  # host did not call .to(); follow the activations
                 network.to(k.device)
             if k_pair is not None:
-                k = k_pair[0](k, strength)
+                k = self._run(index, 0, k_pair[0], k, strength)
             if v_pair is not None:
-                v = v_pair[1](v, strength)
+                v = self._run(index, 1, v_pair[1], v, strength)
         return q, k, v
+
+    def _run(self, entry: int, slot: int, module: torch.nn.Module, x: torch.Tensor, strength: float) -> torch.Tensor:
+        """`module(x, strength)`, reusing the result when the very same input tensor comes again.
+
+        Every cross-attention layer of a UNet receives the same text-context tensor, so the K and V
+        modules of the context width would otherwise recompute one result per layer (16 times in
+        SD1). The memo keeps a strong reference to its input (so its identity cannot be reused by
+        another tensor) and is keyed on the input's and the weights' version counters, so an
+        in-place change or an optimizer step invalidates it.
+        """
+        if module.training and any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in module.modules()):
+            return module(x, strength)  # each layer draws its own dropout mask, as in A1111
+        key = (entry, slot)
+        weights_version = sum(p._version for p in module.parameters())
+        state = (x._version, weights_version, module.training, torch.is_grad_enabled())
+        cached = self._memo.get(key)
+        if cached is not None and cached[0] is x and cached[1] == state:
+            return cached[2]
+        out = module(x, strength)
+        self._memo[key] = (x, state, out)
+        return out
 
     def to(self, *args: Any, **kwargs: Any) -> "HypernetworkPatch":
         """Accepts `.to(device)`, `.to(dtype)`, `.to(device, dtype)`, keywords too; returns self."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 _REPORT_LIST_LIMIT = 50
+_PROGRESS_CALLS = 200  # at most ~200 progress updates however large the dataset
 
 
 @dataclass
@@ -170,9 +171,10 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
                should_cancel: CancelFn | None = None) -> PreprocessResult:
     """Apply `config` to every item of `dataset`; see PreprocessConfig and the module docstring.
 
-    progress(done, total) is called after each source item; should_cancel() is polled between
-    items. Source files are only read. Raises ValueError for bad settings or an unusable output
-    folder, and for bad files when config.on_bad_file == "fail".
+    progress(done, total) is called after source items (at most ~200 times, always at the
+    end); should_cancel() is polled between items. Source files are only read. Raises
+    ValueError for bad settings or an unusable output folder, and for bad files when
+    config.on_bad_file == "fail".
     """
     cfg = config
     if not isinstance(dataset, Dataset):
@@ -193,6 +195,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
     upscaled = 0
     done = 0
     total = len(dataset.items)
+    progress_every = max(1, total // _PROGRESS_CALLS)
 
     def consume(index: int, outcome: _ItemOutcome) -> None:
         nonlocal upscaled, done
@@ -207,7 +210,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
         if outcome.bucket is not None:
             assignments.append((source.path, outcome.bucket))
         done += 1
-        if progress is not None:
+        if progress is not None and (done % progress_every == 0 or done == total):
             progress(done, total)
 
     error = ""

@@ -19,7 +19,7 @@ from PIL import Image
 from .atomic import atomic_write_text, atomic_write_with
 
 MANIFEST_NAME = ".hn_preprocess.json"
-PNG_COMPRESS_LEVEL = 6
+PNG_COMPRESS_LEVEL = 4  # ~3x faster than zlib level 6 for ~10 % larger files
 _OUTPUT_NAME = re.compile(r"^\d{5,}-\d+-.*\.(png|txt)$")
 _MAX_STEM_BYTES = 180
 

@@ -10,6 +10,11 @@ CATALOG: list[tuple[str, str, str, str]] = [
     # (node id, display name, module in nodes/, class name)
     ("CreateHypernetwork", "Create Hypernetwork", "create", "CreateHypernetwork"),
     ("ApplyHypernetwork", "Apply Hypernetwork", "apply", "ApplyHypernetwork"),
+    ("TrainHypernetwork", "Train Hypernetwork", "train", "TrainHypernetwork"),
+    ("HypernetworkXYGrid", "XY Grid", "xygrid", "HypernetworkXYGrid"),
+    ("HypernetworkLoadDataset", "Load Dataset", "dataset", "HypernetworkLoadDataset"),
+    ("HypernetworkPreprocess", "Preprocess Images", "preprocess", "HypernetworkPreprocess"),
+    ("HypernetworkWD14Tag", "WD14 Tagger", "tagger", "HypernetworkWD14Tag"),
 ]
 
 CATEGORY_ROOT = "hypernetwork"

@@ -101,8 +101,11 @@ def comfy_host(host_path, tmp_path_factory):
 
     models_dir = tmp_path_factory.mktemp("inproc_models")
     (models_dir / "hypernetworks").mkdir()
-    folder_paths.add_model_folder_path("hypernetworks", str(models_dir / "hypernetworks"))
+    # First in the list, so that everything the pack writes lands in this temp folder, never in the
+    # host's own models folder.
+    folder_paths.folder_names_and_paths["hypernetworks"][0].insert(0, str(models_dir / "hypernetworks"))
     folder_paths.set_output_directory(str(models_dir / "output"))
+    folder_paths.set_temp_directory(str(models_dir / "temp"))
     if not hasattr(host_nodes, "NODE_CLASS_MAPPINGS") or "HypernetworkLoader" not in host_nodes.NODE_CLASS_MAPPINGS:
         host_nodes.init_custom_nodes()
     pack = _load_pack(IN_PROCESS_PACK_NAME)

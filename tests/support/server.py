@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,20 +31,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def pack_installed_in(host: Path) -> bool:
-    """True when this checkout is already one of the host's custom_nodes (do not load it twice)."""
-    return REPO_ROOT.parent.resolve() == (host / "custom_nodes").resolve()
+SHADOW_OWN_FOLDERS = {"models", "input", "output", "temp", "user", "custom_nodes"}
+
+
+def make_shadow_host(host: Path, shadow: Path) -> Path:
+    """A private view of the host: its code linked, its data folders fresh and empty.
+
+    ComfyUI derives `models/`, `output/` etc. from the real path of its own top-level modules, so
+    the top-level `.py` files are copied (small) and every code folder is symlinked. Whatever the
+    tests or the demo write stays in `shadow`, never in the host the user owns.
+    """
+    shadow.mkdir(parents=True, exist_ok=True)
+    for entry in host.iterdir():
+        target = shadow / entry.name
+        if entry.name in SHADOW_OWN_FOLDERS or entry.name == "extra_model_paths.yaml" or target.exists():
+            continue
+        if entry.is_file() and entry.suffix == ".py":
+            shutil.copy2(entry, target)
+        else:
+            target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    for name in SHADOW_OWN_FOLDERS:
+        (shadow / name).mkdir(exist_ok=True)
+    return shadow
 
 
 @dataclass
 class ServerLayout:
-    """The folders one test server uses: models, input, output, and the custom nodes it loads."""
+    """The folders one server uses: a shadow of the host (fresh models, input, output) and the
+    custom nodes it loads (the pack and the test-only node package)."""
 
     root: Path
 
     @property
+    def host(self) -> Path:
+        return self.root / "host"
+
+    @property
     def models(self) -> Path:
-        return self.root / "models"
+        return self.host / "models"
 
     @property
     def hypernetworks(self) -> Path:
@@ -59,36 +84,34 @@ class ServerLayout:
 
     @property
     def input(self) -> Path:
-        return self.root / "input"
+        return self.host / "input"
 
     @property
     def output(self) -> Path:
-        return self.root / "output"
+        return self.host / "output"
+
+    @property
+    def temp(self) -> Path:
+        return self.host / "temp"
 
     @property
     def custom_nodes(self) -> Path:
         return self.root / "custom_nodes"
 
     def create(self, host: Path) -> Path:
-        for folder in (self.hypernetworks, self.checkpoints, self.taggers, self.input, self.output,
-                       self.custom_nodes, self.root / "temp"):
+        make_shadow_host(host, self.host)
+        for folder in (self.hypernetworks, self.checkpoints, self.taggers, self.custom_nodes):
             folder.mkdir(parents=True, exist_ok=True)
-        if not pack_installed_in(host):
-            link = self.custom_nodes / PACK_LINK_NAME
-            if not link.exists():
-                link.symlink_to(REPO_ROOT, target_is_directory=True)
+        # The shadow's own custom_nodes stay empty: only the pack and the test nodes load, even when
+        # the pack is installed in the host (whose other custom nodes are left out of the tests).
+        link = self.custom_nodes / PACK_LINK_NAME
+        if not link.exists():
+            link.symlink_to(REPO_ROOT, target_is_directory=True)
         test_link = self.custom_nodes / "hn_test_nodes"
         if not test_link.exists():
             test_link.symlink_to(TEST_NODES_DIR, target_is_directory=True)
         config = self.root / "extra_model_paths.yaml"
-        config.write_text(
-            "hn_test:\n"
-            f"  base_path: {self.root}\n"
-            "  checkpoints: models/checkpoints\n"
-            "  hypernetworks: models/hypernetworks\n"
-            "  wd14_tagger: models/wd14_tagger\n"
-            "  custom_nodes: custom_nodes\n"
-        )
+        config.write_text("hn_test:\n" f"  base_path: {self.root}\n" "  custom_nodes: custom_nodes\n")
         return config
 
 
@@ -132,10 +155,10 @@ class ComfyServer:
         cmd = [self.python, "main.py", "--cpu", "--use-pytorch-cross-attention", "--listen", "127.0.0.1",
                "--port", str(self.port), "--extra-model-paths-config", str(config),
                "--output-directory", str(self.layout.output), "--input-directory", str(self.layout.input),
-               "--temp-directory", str(self.layout.root / "temp"), "--disable-auto-launch"]
+               "--disable-auto-launch"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(cmd, cwd=self.host, stdout=log, stderr=subprocess.STDOUT, env=env,
+        self.process = subprocess.Popen(cmd, cwd=self.layout.host, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

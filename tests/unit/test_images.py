@@ -133,3 +133,34 @@ def test_jpeg_with_trailing_data_is_not_called_truncated(tmp_path):
         fh.write(b"\x01" * 4096)  # e.g. a motion-photo trailer after the JPEG end marker
     header = read_header(str(tmp_path / "m.jpg"))
     assert (header.width, header.height) == (32, 32)
+
+
+def test_png_orientation_sources_agree_between_scan_and_load(tmp_path):
+    from PIL import PngImagePlugin
+    img = pattern_rgb(40, 20)
+    exif = Image.Exif()
+    exif[274] = 6
+    img.save(tmp_path / "exif.png", exif=exif.tobytes())
+    info = PngImagePlugin.PngInfo()
+    info.add_text("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="8"/></x:xmpmeta>')
+    img.save(tmp_path / "xmp.png", pnginfo=info)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a1111 prompt text, Steps: 20")
+    img.save(tmp_path / "text.png", pnginfo=info)
+    expected = {"exif.png": (20, 40), "xmp.png": (20, 40), "text.png": (40, 20)}
+    for name, size in expected.items():
+        header = read_header(str(tmp_path / name))
+        assert (header.width, header.height) == size, name
+        assert load_rgb(str(tmp_path / name)).size == size, name
+    rotated = np.asarray(load_rgb(str(tmp_path / "exif.png")))
+    assert np.array_equal(rotated, np.asarray(img.transpose(Image.Transpose.ROTATE_270)))
+
+
+def test_fast_png_path_agrees_with_pil(zoo):
+    from hypernet.images_png import png_size_fast
+    folder, expected = zoo
+    for name in ("palette.png", "gray.png", "gray16.png", "rgba.png", "la.png", "odd.png"):
+        with open(folder / name, "rb") as fh:
+            assert png_size_fast(fh) == expected[name], name
+    with open(folder / "rotated.jpg", "rb") as fh:
+        assert png_size_fast(fh) is None

@@ -156,3 +156,46 @@ def test_widths_and_matching():
     assert require_match(a, sd15).matched == (768, 320)
     with pytest.raises(ValueError, match=r"SDXL uses \[640, 1280, 2048\]; none match"):
         require_match(_net(sizes=(768, 320)), [640, 1280, 2048], "SDXL")
+
+
+def _count_forwards(module):
+    calls = []
+    module.register_forward_hook(lambda *args: calls.append(1))
+    return calls
+
+
+def test_same_context_tensor_is_computed_once_and_reused():
+    from hypernet.config import HypernetworkConfig
+    from hypernet.module import Hypernetwork
+    from hypernet.patch import HypernetworkPatch
+
+    network = Hypernetwork.create(HypernetworkConfig(name="memo", sizes=[16]))
+    k_module = network.pair(16)[0]
+    calls = _count_forwards(k_module.linear)
+    patch = HypernetworkPatch([(network, 1.0)])
+    context = torch.randn(1, 5, 16)
+    first = patch(None, context, context, {})
+    second = patch(None, context, context, {})
+    assert len(calls) == 1 and second[1] is first[1]
+    patch(None, context.clone(), context, {})
+    assert len(calls) == 2, "a different tensor must be recomputed"
+    with torch.no_grad():
+        next(k_module.parameters()).add_(1.0)
+    again = patch(None, context, context, {})
+    assert len(calls) == 3, "changed weights must invalidate the memo"
+    assert not torch.equal(again[1], first[1])
+
+
+def test_dropout_in_training_is_never_memoised():
+    from hypernet.config import HypernetworkConfig
+    from hypernet.module import Hypernetwork
+    from hypernet.patch import HypernetworkPatch
+
+    config = HypernetworkConfig(name="drop", sizes=[16], use_dropout=True, dropout_structure=[0, 0.5, 0])
+    network = Hypernetwork.create(config).train()
+    calls = _count_forwards(network.pair(16)[0].linear)
+    patch = HypernetworkPatch([(network, 1.0)])
+    context = torch.randn(1, 5, 16)
+    patch(None, context, context, {})
+    patch(None, context, context, {})
+    assert len(calls) == 2

@@ -152,6 +152,17 @@ def test_progress_called_per_item(tmp_path):
     assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
+def test_progress_is_throttled_for_large_datasets(tmp_path):
+    pattern_rgb(80, 48).save(tmp_path / "a.png")
+    items = [DatasetItem(str(tmp_path / "a.png"), 80, 48)] * 1000
+    calls = []
+    result = preprocess(Dataset(items, str(tmp_path)), PreprocessConfig(width=64, height=64),
+                        progress=lambda d, t: calls.append((d, t)))
+    assert len(result.dataset) == 1000
+    assert len(calls) <= 201 and calls[-1] == (1000, 1000)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
 def test_lazy_cancel_returns_partial(tmp_path):
     ds = _dataset(tmp_path, [(64, 64)] * 4)
     polls = iter([False, False, True, True, True])
@@ -165,7 +176,8 @@ def test_lazy_cancel_returns_partial(tmp_path):
     ({"existing_caption": "merge"}, "existing_caption"), ({"workers": -1}, "workers"),
     ({"auto_size_min_dim": 800, "auto_size_max_dim": 768}, "auto_size_min_dim"),
     ({"auto_size_objective": "best"}, "objective"), ({"output_directory": "rel/out"}, "output_directory"),
-    ({"mode": "buckets", "bucket_step": 12}, "bucket_step"), ({"if_output_exists": "mix"}, "if_output_exists"),
+    ({"mode": "buckets", "bucket_step": 12}, "bucket_step"),
+    ({"if_output_exists": "mix"}, "if_output_exists"),
     ({"pad_color": (1, 2)}, "pad_color"), ({"edges_weight": 2}, "edges_weight"),
 ])
 def test_config_validation_names_the_field(kwargs, field):
@@ -181,13 +193,15 @@ def test_config_round_trip_and_a1111_labels():
         PreprocessConfig.from_dict({"widht": 512})
 
 
-def test_bad_file_at_preprocess_time_skipped_or_fails(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_file_at_preprocess_time_skipped_or_fails(tmp_path, workers):
     ds = _dataset(tmp_path, [(64, 64), (64, 64)])
     (tmp_path / "src" / "img1.png").write_bytes(b"broken now")
     out = tmp_path / "out"
-    result = preprocess(ds, PreprocessConfig(width=64, height=64, output_directory=str(out)))
+    result = preprocess(ds, PreprocessConfig(width=64, height=64, output_directory=str(out),
+                                             workers=workers))
     assert len(result.dataset) == 1 and result.stats["skipped"] == 1
     assert "img1.png" in result.report
     with pytest.raises(ValueError, match="img1.png"):
         preprocess(ds, PreprocessConfig(width=64, height=64, output_directory=str(tmp_path / "o2"),
-                                        on_bad_file="fail"))
+                                        on_bad_file="fail", workers=workers))

@@ -16,9 +16,9 @@ from hypernet.preprocess_output import MANIFEST_NAME
 from tests.support.images import build_mode_zoo, pattern_rgb, tree_hashes
 
 
-@pytest.fixture()
-def source(tmp_path):
-    folder = tmp_path / "src"
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("src")  # read-only for every test (checked by hashes)
     build_mode_zoo(folder)
     pattern_rgb(3000, 200).save(folder / "wide.png")
     (folder / "odd.txt").write_text("odd one")

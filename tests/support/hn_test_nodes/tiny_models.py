@@ -105,16 +105,23 @@ def register_tiny_configs() -> None:
 
 @torch.no_grad()
 def init_module(module: torch.nn.Module, seed: int) -> None:
-    """Fill every parameter from a seeded generator: fan-in scaled normals, unit norms, zero bias."""
+    """Fill every parameter from a seeded generator: fan-in scaled normals for weights, unit scale
+    and zero shift for normalisation layers, zero biases (so activations keep a sane scale)."""
+    norm_params = set()
+    for sub in module.modules():
+        if isinstance(sub, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
+            norm_params.update(id(p) for p in sub.parameters(recurse=False))
     gen = torch.Generator().manual_seed(seed)
     for name, param in sorted(module.named_parameters(), key=lambda item: item[0]):
-        if param.ndim >= 2:
+        if id(param) in norm_params:
+            values = torch.ones(param.shape) if name.endswith("weight") else torch.zeros(param.shape)
+        elif param.ndim >= 2:
             fan_in = param[0].numel()
             std = 0.02 if "embedding" in name else 1.0 / math.sqrt(fan_in)
             values = torch.randn(param.shape, generator=gen) * std
         elif name.endswith("bias"):
             values = torch.zeros(param.shape)
-        elif "norm" in name or "ln_" in name or name.endswith("vae_scale"):
+        elif name.endswith("vae_scale"):
             values = torch.ones(param.shape)
         else:
             values = torch.randn(param.shape, generator=gen) * 0.02

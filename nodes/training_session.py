@@ -1,0 +1,186 @@
+"""One training run, glued from the node's sockets: caches, objective, previews, UI events.
+
+All host access goes through `bridge`; the loop itself is `hypernet.trainer.Trainer`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..hypernet.checkpoints import RunFolder
+from ..hypernet.dataset import Dataset, load_item_image
+from ..hypernet.module import Hypernetwork
+from ..hypernet.patch import HypernetworkPatch, require_match
+from ..hypernet.templates import parse_template
+from ..hypernet.train_batches import BatchPlan
+from ..hypernet.train_cache import LatentCache, PromptCache
+from ..hypernet.train_config import TrainConfig
+from ..hypernet.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from . import bridge
+from .tensors import pil_to_image
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreviewSettings:
+    prompt: str = ""
+    negative: str = ""
+    seed: int = 0
+    steps: int = 20
+    cfg: float = 7.0
+    sampler: str = "euler"
+    scheduler: str = "normal"
+
+
+@dataclass
+class SessionResult:
+    result: TrainResult
+    previews: list[dict]
+    report: str
+
+
+def _multiple_of_8(image):
+    """Centre-crop to multiples of 8 pixels: latents are 1/8 of the image size."""
+    width, height = image.size
+    w8, h8 = width - width % 8, height - height % 8
+    if (w8, h8) == (width, height):
+        return image
+    if w8 < 8 or h8 < 8:
+        raise ValueError(f"dataset image {image.size} is smaller than 8x8 pixels; remove it or run Preprocess")
+    left, top = (width - w8) // 2, (height - h8) // 2
+    return image.crop((left, top, left + w8, top + h8))
+
+
+def encode_dataset_latents(vae, dataset: Dataset, progress: bridge.Progress | None = None) -> list:
+    entries = []
+    for index, item in enumerate(dataset.items):
+        bridge.raise_if_interrupted()
+        pixels = pil_to_image(_multiple_of_8(load_item_image(item)))
+        entries.append(bridge.encode_latent_distribution(vae, pixels))
+        if progress is not None:
+            progress.update(index + 1)
+    return entries
+
+
+def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
+    return [(item.width - item.width % 8, item.height - item.height % 8) for item in dataset.items]
+
+
+class TrainingSession:
+    def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
+                 config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None):
+        self.model, self.clip, self.vae = model, clip, vae
+        self.dataset = dataset
+        self.config = config
+        self.preview_settings = preview
+        self.node_id = node_id
+        self.run_folder = RunFolder(bridge.default_hypernetwork_folder(), network.name)
+        self.final_path = bridge.default_hypernetwork_folder() / f"{network.name}.pt"
+        require_match(network, bridge.all_attention_widths(model), "the connected model")
+        self.network, optimizer_state, self.history, self.start_message = resume_point(
+            network, self.run_folder, resume=resume, max_step=config.steps, source_file=source_file)
+        self.optimizer_state = optimizer_state
+        self.previews: list[dict] = []
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _send(self, kind: str, data: dict) -> None:
+        bridge.send_event(f"hypernetwork.train.{kind}", dict(data, node=self.node_id, name=self.network.name))
+
+    def _preview(self, training_model: bridge.TrainingModel, step: int, first_caption: str) -> None:
+        settings = self.preview_settings
+        sizes = Counter(_sizes(self.dataset))
+        width, height = sizes.most_common(1)[0][0]
+        with torch.inference_mode():
+            positive = bridge.encode_prompt(self.clip, settings.prompt or first_caption, self.config.clip_skip)
+            negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
+            latent = bridge.empty_latent(width, height)
+            samples = bridge.sample(training_model.patcher, settings.seed, settings.steps, settings.cfg,
+                                    settings.sampler, settings.scheduler, positive, negative, latent)
+            image = bridge.decode(self.vae, samples)
+        from .tensors import image_to_pil
+
+        pil = image_to_pil(image)[0]
+        path = self.run_folder.preview_path(step)
+        from ..hypernet.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            pil.save(tmp, format="PNG")
+        entry = bridge.save_ui_image(pil, f"{self.network.name}-{step}")
+        self.previews.append(entry)
+        self._progress.update(step - self._first_step, pil)
+        self._send("preview", {"step": step, "image": entry, "path": str(path)})
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> SessionResult:
+        config = self.config
+        self._first_step = self.network.step
+        total = max(1, config.steps - self.network.step)
+        self._progress = bridge.Progress(total)
+        latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
+        bridge.release_from_device(self.vae.patcher)
+        encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
+        prompts = PromptCache(parse_template(config.template), self.network.name,
+                              [item.caption for item in self.dataset.items], config.caption_config(), config.seed,
+                              encode)
+        prompts.precompute()
+        sizes = _sizes(self.dataset)
+        plan = BatchPlan(sizes, [item.repeats for item in self.dataset.items], config.batch_size, config.seed)
+        patch = HypernetworkPatch([(self.network, 1.0)])  # A1111 trains at strength 1
+        with torch.inference_mode(False), torch.enable_grad():
+            training_model = bridge.TrainingModel(self.model, patch, config.gradient_checkpointing)
+            try:
+                result = self._train(training_model, latents, prompts, plan, sizes)
+            finally:
+                training_model.close()
+        report = self._report(result, training_model, latents)
+        return SessionResult(result, self.previews, report)
+
+    def _train(self, training_model, latents, prompts, plan, sizes) -> TrainResult:
+        def objective(planned, generator, step):
+            width, height = sizes[planned.items[0]]
+            x0 = training_model.process_latent_in(latents.batch(planned.items, generator))
+            cond, pooled = prompts.conditioning(planned.items, step, planned.epoch)
+            conds = training_model.conditioning(cond, pooled, width, height)
+            return training_model.prediction_and_target(x0, conds, generator)
+
+        def on_step(report):
+            self._progress.update(report.step - self._first_step)
+            elapsed = time.monotonic() - self._started
+            done = max(1, report.step - self._first_step)
+            eta = elapsed / done * max(0, report.max_steps - report.step)
+            self._send("progress", {"step": report.step, "max_steps": report.max_steps, "loss": report.loss,
+                                    "lr": report.learning_rate, "epoch": report.epoch, "eta": eta,
+                                    "event": report.event})
+
+        first_caption = self.dataset.items[0].caption if self.dataset.items else ""
+        hooks = TrainHooks(
+            should_stop=bridge.interrupted, on_step=on_step,
+            on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
+            preview=lambda step, net: self._preview(training_model, step, first_caption),
+            on_event=lambda event: self._send("event", event))
+        self.run_folder.write_settings({"config": self.config.to_dict(), "network": self.network.config.to_dict(),
+                                        "dataset": {"root": self.dataset.root, "items": len(self.dataset)},
+                                        "start": self.start_message})
+        trainer = Trainer(self.network, objective, plan, self.config, self.run_folder,
+                          device_type=torch.device(training_model.device).type,
+                          optimizer_state=self.optimizer_state, history=self.history, hooks=hooks,
+                          final_path=self.final_path)
+        return trainer.run()
+
+    def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
+        lines = [result.message, self.start_message,
+                 f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
+                 f"latent cache: {latents.nbytes / 2**20:.1f} MB",
+                 f"checkpoints in {self.run_folder.root}"]
+        if result.final_path is not None:
+            lines.append(f"final file: {result.final_path}")
+        return "\n".join(lines)
