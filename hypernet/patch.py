@@ -85,7 +85,10 @@ class HypernetworkPatch:
             return module(x, strength)  # each layer draws its own dropout mask, as in A1111
         key = (entry, slot)
         weights_version = sum(p._version for p in module.parameters())
-        state = (x._version, weights_version, module.training, torch.is_grad_enabled())
+        # Inference tensors (ComfyUI samples in inference mode) have no version counter; the host
+        # never edits the context in place, and identity is still checked.
+        x_version = -1 if x.is_inference() else x._version
+        state = (x_version, weights_version, module.training, torch.is_grad_enabled())
         cached = self._memo.get(key)
         if cached is not None and cached[0] is x and cached[1] == state:
             return cached[2]

@@ -365,6 +365,12 @@ def resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, 
     """Where to start: the newest matching checkpoint in the run folder, else the given network
     (with its own `.optim` when it came from a file whose hash matches). Returns
     (network copy, optimizer state or None, loss history so far, a message for the report)."""
+    with torch.inference_mode(False):  # loaded tensors must be trainable even when called from a node
+        return _resume_point(network, run_folder, resume=resume, max_step=max_step, source_file=source_file)
+
+
+def _resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, max_step: int,
+                  source_file: Path | None) -> tuple[Hypernetwork, dict | None, LossHistory, str]:
     history = LossHistory.read(run_folder.root / "hypernetwork_loss.csv") if resume else LossHistory()
     if resume:
         found = run_folder.latest_resumable(network, max_step=max_step)

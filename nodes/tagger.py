@@ -23,6 +23,7 @@ from ..hypernet.tagger import (
     TagOptions,
     TagResult,
     available_providers,
+    caption_path_for,
     count_tags,
     download_tagger,
     find_taggers,
@@ -152,6 +153,9 @@ def tag_dataset(model, dataset: Dataset, options: TagOptions, batch_size: int, w
         return tag_image_files(model, [item.path for item in items], options, batch_size=batch_size,
                                write_captions=write_captions, caption_extension=caption_extension,
                                progress=_progress())
+    if write_captions != "off":
+        for item in items:
+            caption_path_for(item.path, caption_extension)  # a bad extension fails before any work
     results = _materialised(model, items, options, batch_size)
     if write_captions != "off":
         _write_source_captions(items, results, write_captions, caption_extension)

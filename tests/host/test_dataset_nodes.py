@@ -8,7 +8,6 @@ import http.server
 import importlib
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -148,3 +147,30 @@ def test_nothing_connected_is_a_clear_error(pack_module, tagger_folder):
     tagger = pack_module("nodes.tagger")
     with pytest.raises(ValueError, match="connect a dataset"):
         tagger.HypernetworkWD14Tag().tag(model=tagger.DOWNLOAD_PREFIX + KNOWN, **tag_inputs())
+
+
+# ------------------------------------------------------------------ cancel
+
+
+def test_cancel_stops_load_and_preprocess_with_the_hosts_interrupt(pack_module, tmp_path, comfy_host):
+    import comfy.model_management as mm
+
+    for seed in range(3):
+        pattern_rgb(24, 16, seed=seed).save(tmp_path / f"{seed}.png")
+    load = dict(directory=str(tmp_path), recursive=False, caption_extension=".txt", repeats_from_folder_names=False,
+                on_bad_file="skip and report", missing_caption="empty", preview_count=0)
+    loader = pack_module("nodes.dataset").HypernetworkLoadDataset()
+    dataset = loader.load(**load)["result"][0]
+    out = tmp_path / "out"
+    preprocess = pack_module("nodes.preprocess").HypernetworkPreprocess()
+    settings = dict(width=64, height=64, mode="crop", flip=False, existing_caption="copy", caption_text="",
+                    output_directory=str(out), if_output_exists="refuse", workers=1, preview_count=0)
+    try:
+        for run in (lambda: loader.load(**load), lambda: preprocess.run(dataset, **settings)):
+            mm.interrupt_current_processing(True)  # raising the interrupt clears the flag again
+            with pytest.raises(mm.InterruptProcessingException):
+                run()
+    finally:
+        mm.interrupt_current_processing(False)
+    assert [p.name for p in out.iterdir()] == [".hn_preprocess.json"], "no image written after Cancel"
+    assert len(preprocess.run(dataset, **dict(settings, output_directory=""))["result"][0]) == 3

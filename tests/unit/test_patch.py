@@ -199,3 +199,18 @@ def test_dropout_in_training_is_never_memoised():
     patch(None, context, context, {})
     patch(None, context, context, {})
     assert len(calls) == 2
+
+
+def test_memo_works_on_inference_tensors():
+    """ComfyUI samples under inference mode, where tensors have no version counter."""
+    from hypernet.config import HypernetworkConfig
+    from hypernet.module import Hypernetwork
+    from hypernet.patch import HypernetworkPatch
+
+    network = Hypernetwork.create(HypernetworkConfig(name="inference", sizes=[16]))
+    patch = HypernetworkPatch([(network, 1.0)])
+    with torch.inference_mode():
+        context = torch.randn(1, 5, 16)
+        first = patch(None, context, context, {})
+        second = patch(None, context, context, {})
+    assert second[1] is first[1]

@@ -1,0 +1,190 @@
+"""Training on the real host in-process: gradients, frozen models, loss, resume, architectures."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from tests.support.datasets import make_shapes_dataset
+
+
+@pytest.fixture(scope="module")
+def pack(comfy_host):
+    for name in ("trainer", "dataset_load", "train_log", "checkpoints"):
+        importlib.import_module(f"{comfy_host.pack.__name__}.hypernet.{name}")
+    importlib.import_module(f"{comfy_host.pack.__name__}.nodes.train")
+    return comfy_host.pack
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory, pack):
+    folder = make_shapes_dataset(tmp_path_factory.mktemp("shapes"), count=4, size=64)
+    return pack.hypernet.dataset_load.load_dataset(str(folder)).dataset
+
+
+def create(pack, name, sizes, seed=0, **kwargs):
+    config = pack.hypernet.config.HypernetworkConfig(name=name, sizes=sizes, seed=seed, **kwargs)
+    with torch.inference_mode():
+        return pack.hypernet.module.Hypernetwork.create(config)
+
+
+def train(pack, model, clip, vae, dataset, network, *, steps, lr="1e-2", batch_size=2, save_every=0, seed=0,
+          resume=False, **options):
+    node = pack.nodes.train.TrainHypernetwork()
+    with torch.inference_mode():  # the host runs every node in inference mode
+        return node.train(model, clip, vae, dataset, "none", "[filewords]", lr, steps, batch_size, 1, seed,
+                          save_every, resume, hypernetwork=network, **options)
+
+
+def snapshot(module) -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["sd1", "sd2v", "sdxl"])
+def test_gradients_reach_every_patched_layer(comfy_host, pack, kind):
+    bridge, hn = pack.nodes.bridge, pack.hypernet
+    model, clip, _ = comfy_host.tiny.build_tiny(kind)
+    widths = bridge.attention_widths(model)
+    network = hn.trainer.copy_network(create(pack, f"grad_{kind}", list(widths["self"] + widths["cross"])))
+    with torch.inference_mode():
+        cond, pooled = bridge.encode_prompt_for_training(clip, "a red circle")
+    with torch.inference_mode(False), torch.enable_grad():
+        training_model = bridge.TrainingModel(model, hn.patch.HypernetworkPatch([(network, 1.0)]))
+        try:
+            network.train()
+            conds = training_model.conditioning(cond, pooled, 64, 64)
+            prediction, target = training_model.prediction_and_target(torch.randn(1, 4, 8, 8), conds,
+                                                                       torch.Generator().manual_seed(0))
+            torch.nn.functional.mse_loss(prediction, target).backward()
+        finally:
+            training_model.close()
+    for width in network.widths:
+        for slot in (0, 1):
+            grads = [p.grad for p in network.pair(width)[slot].parameters()]
+            assert all(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient at width {width}/{slot}"
+
+
+def test_in_place_residuals_of_the_pinned_host_are_what_the_hook_fixes(comfy_host, pack):
+    """Without the bridge's norm-input hook the 2024 host's `x += n` breaks backward."""
+    bridge, hn = pack.nodes.bridge, pack.hypernet
+    model, clip, _ = comfy_host.tiny.build_tiny("sd1")
+    network = hn.trainer.copy_network(create(pack, "nohook", [32, 64, 768]))
+    with torch.inference_mode():
+        cond, pooled = bridge.encode_prompt_for_training(clip, "x")
+    with torch.inference_mode(False), torch.enable_grad():
+        training_model = bridge.TrainingModel(model, hn.patch.HypernetworkPatch([(network, 1.0)]))
+        try:
+            for handle in training_model._handles:
+                handle.remove()
+            conds = training_model.conditioning(cond, pooled, 64, 64)
+            prediction, target = training_model.prediction_and_target(torch.randn(1, 4, 8, 8), conds,
+                                                                       torch.Generator().manual_seed(0))
+            loss = torch.nn.functional.mse_loss(prediction, target)
+            in_place_host = "x += n" in open(comfy_host.path / "comfy/ldm/modules/attention.py").read()
+            if in_place_host:
+                with pytest.raises(RuntimeError, match="inplace"):
+                    loss.backward()
+            else:
+                loss.backward()
+        finally:
+            training_model.close()
+
+
+def test_only_the_hypernetwork_changes(comfy_host, pack, shapes):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    before = [snapshot(model.model), snapshot(clip.cond_stage_model), snapshot(vae.first_stage_model)]
+    patches_before = dict(model.model_options.get("transformer_options", {}).get("patches", {}))
+    network = create(pack, "frozen_check", [32, 64])
+    start = {k: v.clone() for k, v in network.named_parameters()}
+    out = train(pack, model, clip, vae, shapes, network, steps=3)
+    after = [snapshot(model.model), snapshot(clip.cond_stage_model), snapshot(vae.first_stage_model)]
+    for old, new in zip(before, after):
+        assert old.keys() == new.keys()
+        assert all(torch.equal(old[k], new[k]) for k in old), "a frozen model changed"
+    assert model.model_options.get("transformer_options", {}).get("patches", {}) == patches_before
+    assert all(torch.equal(v, dict(network.named_parameters())[k]) for k, v in start.items()), \
+        "the incoming HYPERNETWORK (cached by the host) must not be trained in place"
+    trained = dict(out["result"][0].named_parameters())
+    assert any(not torch.equal(start[k], trained[k]) for k in start)
+
+
+def _eval_loss(pack, comfy_host, model, clip, vae, dataset, network) -> float:
+    """Loss on fixed timesteps and noise, so that before/after compare the same thing."""
+    bridge, hn = pack.nodes.bridge, pack.hypernet
+    encode_dataset_latents = importlib.import_module(f"{pack.__name__}.nodes.training_session").encode_dataset_latents
+
+    with torch.inference_mode():
+        latents = [m for m, _ in encode_dataset_latents(vae, dataset)]
+        encoded = [bridge.encode_prompt_for_training(clip, item.caption) for item in dataset.items]
+    net = hn.trainer.copy_network(network).eval()
+    total = 0.0
+    with torch.inference_mode(False), torch.no_grad():
+        training_model = bridge.TrainingModel(model, hn.patch.HypernetworkPatch([(net, 1.0)]))
+        try:
+            for seed in range(6):
+                for latent, (cond, pooled) in zip(latents, encoded):
+                    conds = training_model.conditioning(cond, pooled, 64, 64)
+                    prediction, target = training_model.prediction_and_target(
+                        training_model.process_latent_in(latent), conds, torch.Generator().manual_seed(seed))
+                    total += torch.nn.functional.mse_loss(prediction, target).item()
+        finally:
+            training_model.close()
+    return total / (6 * len(latents))
+
+
+def test_loss_falls_on_a_tiny_dataset(comfy_host, pack, shapes):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    network = create(pack, "falls", [32, 64], activation_func="relu")
+    before = _eval_loss(pack, comfy_host, model, clip, vae, shapes, network)
+    out = train(pack, model, clip, vae, shapes, network, steps=60, lr="1e-2", batch_size=4)
+    losses = out["result"][2].losses
+    window = len(losses) // 4
+    assert sum(losses[-window:]) / window < sum(losses[:window]) / window
+    after = _eval_loss(pack, comfy_host, model, clip, vae, shapes, out["result"][0])
+    assert after < 0.98 * before, (before, after)
+
+
+def test_resume_gives_identical_weights_and_csv(comfy_host, pack, shapes, tmp_path):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    folders = comfy_host.folder_paths.folder_names_and_paths["hypernetworks"][0]
+
+    def run_in(folder, name, steps, resume):
+        folders.insert(0, str(folder))
+        try:
+            return train(pack, model, clip, vae, shapes, create(pack, name, [32, 64]), steps=steps,
+                         save_every=5, resume=resume, lr="5e-3")
+        finally:
+            folders.remove(str(folder))
+
+    straight = run_in(tmp_path / "a", "resume_me", 20, False)
+    run_in(tmp_path / "b", "resume_me", 10, False)
+    resumed = run_in(tmp_path / "b", "resume_me", 20, True)
+    a, b = straight["result"][0], resumed["result"][0]
+    assert b.step == 20
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb), name
+    csv = "resume_me/hypernetwork_loss.csv"
+    assert (tmp_path / "a" / csv).read_text() == (tmp_path / "b" / csv).read_text()
+    assert "resumed from resume_me-10.pt" in resumed["ui"]["text"][0]
+
+
+@pytest.mark.parametrize("kind", ["sd2v", "sdxl"])
+def test_v_prediction_and_sdxl_models_train(comfy_host, pack, shapes, kind):
+    model, clip, vae = comfy_host.tiny.build_tiny(kind)
+    out = train(pack, model, clip, vae, shapes, create(pack, f"arch_{kind}", [32, 64]), steps=4)
+    losses = out["result"][2].losses
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    if kind == "sd2v":
+        assert "V_PREDICTION" in str(model.model.model_type)
+
+
+def test_trained_file_loads_in_the_stock_loader(comfy_host, pack, shapes):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    out = train(pack, model, clip, vae, shapes, create(pack, "stock_reads_it", [32, 64, 768]), steps=2)
+    path = out["result"][1]
+    loader = comfy_host.nodes.NODE_CLASS_MAPPINGS["HypernetworkLoader"]()
+    import os
+
+    patched = loader.load_hypernetwork(model, os.path.basename(path), 1.0)[0]
+    assert len(patched.model_options["transformer_options"]["patches"]["attn2_patch"]) >= 1
