@@ -59,6 +59,11 @@ class TrainConfig:
     cosine_warmup_steps: int = 5
     cosine_min_lr: float = 6e-7
     cosine_gamma: float = 1.0
+    save_at_cycle_end: bool = False
+    # Timestep curriculum (MonkeyPatch idea): the largest sampled timestep rises from
+    # `curriculum_start` x 1000 to 1000 over each cycle (the whole run with the A1111 scheduler).
+    timestep_curriculum: bool = False
+    curriculum_start: float = 0.25
     # Death detection and rollback (issue 7).
     rollback: bool = True
     rollback_lr_factor: float = 0.1
@@ -98,6 +103,8 @@ class TrainConfig:
             raise _bad("rollback_lr_factor", self.rollback_lr_factor, "must be in (0, 1), e.g. 0.1")
         if self.cosine_cycle_mult < 1:
             raise _bad("cosine_cycle_mult", self.cosine_cycle_mult, "must be >= 1")
+        if not 0 < self.curriculum_start <= 1:
+            raise _bad("curriculum_start", self.curriculum_start, "must be in (0, 1]")
         if not 0 < self.cosine_gamma <= 1:
             raise _bad("cosine_gamma", self.cosine_gamma, "must be in (0, 1]")
         # Parse once so that a bad string fails before any model is loaded.

@@ -38,7 +38,8 @@ CONSECUTIVE_NONFINITE_LIMIT = 5
 class Objective(Protocol):
     """Turns one planned micro-batch into (prediction, target) tensors of the same shape."""
 
-    def __call__(self, batch: PlannedBatch, generator: torch.Generator, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: PlannedBatch, generator: torch.Generator, step: int,
+                 max_timestep: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
         ...
 
 
@@ -86,15 +87,36 @@ def element_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str,
     raise ValueError(f"loss_type: {loss_type!r} is invalid; use mse, l1 or huber")
 
 
+def cosine_schedule(config: TrainConfig) -> CosineRestarts | None:
+    if config.scheduler != "cosine_restarts":
+        return None
+    base = parse_schedule(config.learning_rate, config.steps, "learning_rate").rate_at(0)
+    return CosineRestarts(base_lr=base, cycle_steps=config.cosine_cycle_steps, cycle_mult=config.cosine_cycle_mult,
+                          warmup_steps=config.cosine_warmup_steps, min_lr=min(config.cosine_min_lr, base),
+                          gamma=config.cosine_gamma)
+
+
 def learning_rate_function(config: TrainConfig) -> tuple[Callable[[int], float], int]:
     """(rate_at(step), end_step) for the configured scheduler."""
-    schedule = parse_schedule(config.learning_rate, config.steps, "learning_rate")
-    if config.scheduler == "a1111":
+    cosine = cosine_schedule(config)
+    if cosine is None:
+        schedule = parse_schedule(config.learning_rate, config.steps, "learning_rate")
         return schedule.rate_at, schedule.end_step
-    cosine = CosineRestarts(base_lr=schedule.rate_at(0), cycle_steps=config.cosine_cycle_steps,
-                            cycle_mult=config.cosine_cycle_mult, warmup_steps=config.cosine_warmup_steps,
-                            min_lr=min(config.cosine_min_lr, schedule.rate_at(0)), gamma=config.cosine_gamma)
     return cosine.rate_at, config.steps  # MonkeyPatch: with cosine on, training runs to max steps
+
+
+def max_timestep_at(config: TrainConfig, step: int, end_step: int) -> int:
+    """The timestep curriculum: 1000 when off; else rising linearly through each cycle."""
+    if not config.timestep_curriculum:
+        return 1000
+    cosine = cosine_schedule(config)
+    if cosine is not None:
+        _, offset, length = cosine.cycle_at(step)
+        progress = offset / max(1.0, length - 1)
+    else:
+        progress = step / max(1, end_step - 1)
+    start = config.curriculum_start
+    return max(1, min(1000, round(1000 * (start + (1 - start) * min(1.0, progress)))))
 
 
 def copy_network(network: Hypernetwork) -> Hypernetwork:
@@ -173,6 +195,8 @@ class Trainer:
         self.rollbacks = 0
         self.checkpoints: list[Path] = []
         self._good: tuple[int, dict, dict] | None = None  # (step, network state, optimizer state)
+        self._pending: list[str] = []  # events to mark on the next CSV row (e.g. after a rollback)
+        self._cosine = cosine_schedule(config)
 
     # ---------------------------------------------------------------- state helpers
 
@@ -234,7 +258,11 @@ class Trainer:
             epoch = planned.epoch
             with torch.autocast(self.device_type, dtype=self.autocast_dtype or torch.float32,
                                 enabled=self.autocast_dtype is not None):
-                prediction, target = self.objective(planned, gen, step)
+                if self.config.timestep_curriculum:
+                    prediction, target = self.objective(planned, gen, step,
+                                                        max_timestep=max_timestep_at(self.config, step, self.end_step))
+                else:
+                    prediction, target = self.objective(planned, gen, step)
                 loss = element_loss(prediction, target, self.config.loss_type, self.config.huber_delta) / accum
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
@@ -265,6 +293,7 @@ class Trainer:
         self.watch.reset()
         self._event(back_to, "rollback", f"{why} at step {step}; rolled back to step {back_to}, "
                                          f"learning rate x{self.lr_scale:g}")
+        self._pending.append("rollback")
         return None
 
     # ---------------------------------------------------------------- the loop
@@ -318,14 +347,20 @@ class Trainer:
                     if stop:
                         return self._diverged(stop)
                     continue
-                per_epoch = self.plan.batches_per_epoch
-                self.history.add(LossRow(step + 1, epoch, (step * config.grad_accumulation_steps) % per_epoch + 1,
-                                         loss, lr, event))
+                if step > 0 and config.scheduler == "a1111" and self.rate_at(step) != self.rate_at(step - 1):
+                    self._pending.append("lr_change")
+                    self._event(step, "lr_change", f"training at rate {lr:g}")
+                event = "+".join([e for e in [event] + self._pending if e])
+                self._pending = []
+                steps_per_epoch = max(1, self.plan.batches_per_epoch // config.grad_accumulation_steps)
+                self.history.add(LossRow(step + 1, epoch, step % steps_per_epoch + 1, loss, lr, event))
                 if self.hooks.on_step is not None:
                     self.hooks.on_step(StepReport(step + 1, end, loss, lr, epoch, time.perf_counter() - started, event))
-                if config.save_every and network.step % config.save_every == 0:
+                cycle_end = bool(config.save_at_cycle_end and self._cosine and self._cosine.is_cycle_end(step))
+                if (config.save_every and network.step % config.save_every == 0) or cycle_end:
                     self._save_checkpoint()
-                if config.preview_every and network.step % config.preview_every == 0 and self.hooks.preview:
+                preview_due = config.preview_every and network.step % config.preview_every == 0
+                if (preview_due or cycle_end) and self.hooks.preview:
                     network.eval()
                     try:
                         self.hooks.preview(network.step, network)

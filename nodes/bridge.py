@@ -463,3 +463,24 @@ def save_ui_image(image: Any, prefix: str) -> dict:
     with atomic_path(target) as tmp:
         image.save(tmp, format="PNG")
     return {"filename": target.name, "subfolder": "", "type": "temp"}
+
+
+# ------------------------------------------------------------------ HTTP routes (the pack's small JSON API)
+
+
+def add_get_route(path: str, handler: Any) -> bool:
+    """Register an aiohttp GET `handler` at `path` on the running host server.
+
+    Custom nodes load before the host mounts its route table, so routes added at import time are
+    served. Looks the server up in sys.modules instead of importing it: without a server (tests
+    that import the host in-process) nothing is registered and False is returned.
+    """
+    import sys
+
+    server_module = sys.modules.get("server")
+    instance = getattr(getattr(server_module, "PromptServer", None), "instance", None)
+    routes = getattr(instance, "routes", None)
+    if routes is None:
+        return False
+    routes.get(path)(handler)
+    return True

@@ -68,6 +68,23 @@ _OPTIONAL = {
     "scheduler": (list(SCHEDULERS), {"default": "a1111",
                                      "tooltip": "a1111: the schedule string; cosine_restarts: MonkeyPatch's "
                                                 "cosine annealing with warm restarts from its first rate."}),
+    "cosine_cycle_steps": ("INT", {"default": 64, "min": 1, "max": 1_000_000,
+                                   "tooltip": "cosine_restarts: steps in the first cycle."}),
+    "cosine_cycle_mult": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 10.0, "step": 0.1,
+                                    "tooltip": "cosine_restarts: each cycle is this much longer than the last."}),
+    "cosine_warmup_steps": ("INT", {"default": 5, "min": 0, "max": 100_000,
+                                    "tooltip": "cosine_restarts: linear warm-up steps at the start of each cycle."}),
+    "cosine_min_lr": ("FLOAT", {"default": 6e-7, "min": 1e-12, "max": 1.0, "step": 1e-7,
+                                "tooltip": "cosine_restarts: the lowest learning rate of a cycle."}),
+    "cosine_gamma": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
+                               "tooltip": "cosine_restarts: the peak rate is multiplied by this each cycle."}),
+    "save_at_cycle_end": ("BOOLEAN", {"default": False,
+                                      "tooltip": "cosine_restarts: also save and preview at the end of every cycle."}),
+    "timestep_curriculum": ("BOOLEAN", {"default": False,
+                                        "tooltip": "Sample timesteps up to a maximum that rises through each cycle "
+                                                   "(the whole run for the a1111 scheduler)."}),
+    "huber_delta": ("FLOAT", {"default": 0.1, "min": 1e-4, "max": 10.0, "step": 0.01,
+                              "tooltip": "huber loss: where it turns from quadratic to linear."}),
     "rollback": ("BOOLEAN", {"default": True,
                              "tooltip": "On divergence or repeated NaN, go back to the last checkpoint with a "
                                         "lower learning rate."}),

@@ -145,12 +145,12 @@ class TrainingSession:
         return SessionResult(result, self.previews, report)
 
     def _train(self, training_model, latents, prompts, plan, sizes) -> TrainResult:
-        def objective(planned, generator, step):
+        def objective(planned, generator, step, max_timestep=1000):
             width, height = sizes[planned.items[0]]
             x0 = training_model.process_latent_in(latents.batch(planned.items, generator))
             cond, pooled = prompts.conditioning(planned.items, step, planned.epoch)
             conds = training_model.conditioning(cond, pooled, width, height)
-            return training_model.prediction_and_target(x0, conds, generator)
+            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep)
 
         def on_step(report):
             self._progress.update(report.step - self._first_step)

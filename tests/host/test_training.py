@@ -188,3 +188,33 @@ def test_trained_file_loads_in_the_stock_loader(comfy_host, pack, shapes):
 
     patched = loader.load_hypernetwork(model, os.path.basename(path), 1.0)[0]
     assert len(patched.model_options["transformer_options"]["patches"]["attn2_patch"]) >= 1
+
+
+def test_induced_blow_up_is_rolled_back_and_the_file_loads(comfy_host, pack, shapes):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    out = train(pack, model, clip, vae, shapes, create(pack, "blow_up", [32, 64]), steps=8, lr="1e3",
+                save_every=2, rollback=True, rollback_lr_factor=0.001, max_rollbacks=4)
+    network, path, history = out["result"][0], out["result"][1], out["result"][2]
+    assert all(torch.isfinite(p).all() for p in network.parameters())
+    assert any(e["kind"] == "rollback" for e in history.events)
+    assert "rollback" in (comfy_host.models_dir / "hypernetworks" / "blow_up" / "hypernetwork_loss.csv").read_text()
+    reloaded = pack.hypernet.fileio.load_hypernetwork(path)
+    assert reloaded.step == 8
+
+
+def test_bucketed_variable_size_dataset_trains_with_batches(comfy_host, pack, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for index, size in enumerate([(128, 64), (128, 64), (64, 128), (64, 128), (96, 96)]):
+        Image.new("RGB", size, (40 * index, 100, 200)).save(folder / f"{index}.png")
+        (folder / f"{index}.txt").write_text(f"image {index}")
+    dataset = pack.hypernet.dataset_load.load_dataset(str(folder)).dataset
+    config = importlib.import_module(f"{pack.__name__}.hypernet.preprocess_config").PreprocessConfig(
+        width=96, height=96, mode="buckets", bucket_min=64, bucket_max=128, bucket_step=32)
+    bucketed = importlib.import_module(f"{pack.__name__}.hypernet.preprocess").preprocess(dataset, config).dataset
+    assert len({item.size for item in bucketed.items}) >= 2
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    out = train(pack, model, clip, vae, bucketed, create(pack, "buckets", [32, 64]), steps=4, batch_size=2)
+    assert len(out["result"][2].losses) == 4

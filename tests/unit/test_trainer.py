@@ -229,3 +229,84 @@ def test_csv_round_trip_and_truncation(tmp_path):
 def test_seeded_noise_depends_on_step_not_on_call_order():
     assert derive_seed(1, "noise", 5, 0) == derive_seed(1, "noise", 5, 0)
     assert derive_seed(1, "noise", 5, 0) != derive_seed(1, "noise", 6, 0)
+
+
+# ---------------------------------------------------------------- issue 7: MonkeyPatch features
+
+
+def test_cosine_restarts_drive_the_learning_rate(tmp_path):
+    from hypernet.schedule import CosineRestarts
+
+    cfg = config(scheduler="cosine_restarts", learning_rate="1e-2", steps=12, cosine_cycle_steps=4,
+                 cosine_warmup_steps=1, cosine_min_lr=1e-4, cosine_gamma=0.5)
+    result, _ = run(tmp_path, cfg)
+    cosine = CosineRestarts(base_lr=1e-2, cycle_steps=4, warmup_steps=1, min_lr=1e-4, gamma=0.5)
+    assert result.history.learning_rates == pytest.approx([cosine.rate_at(s) for s in range(12)])
+    rates = result.history.learning_rates
+    assert max(rates[4:8]) < max(rates[0:4]), "gamma lowers later peaks"
+
+
+def test_save_at_cycle_end(tmp_path):
+    cfg = config(scheduler="cosine_restarts", steps=9, save_every=0, cosine_cycle_steps=3, cosine_warmup_steps=0,
+                 save_at_cycle_end=True)
+    previews = []
+    run(tmp_path, cfg, hooks=TrainHooks(preview=lambda step, net: previews.append(step)))
+    assert [c.step for c in RunFolder(tmp_path, "toy").checkpoints()] == [3, 6, 9]
+    assert previews == [3, 6, 9]
+
+
+def test_timestep_curriculum_rises_through_the_run(tmp_path):
+    seen = []
+
+    class Recording(ToyObjective):
+        def __call__(self, planned, generator, step, max_timestep=1000):
+            seen.append(max_timestep)
+            return super().__call__(planned, generator, step)
+
+    run(tmp_path, config(steps=5, timestep_curriculum=True, curriculum_start=0.2), objective_factory=Recording)
+    assert seen[0] == 200 and seen[-1] == 1000 and seen == sorted(seen)
+
+
+def test_dropout_is_on_while_training_and_off_after(tmp_path):
+    network = copy_network(Hypernetwork.create(HypernetworkConfig(
+        name="toy", sizes=[WIDTH], use_dropout=True, dropout_structure=[0, 0.3, 0])))
+    modes = []
+
+    class Recording(ToyObjective):
+        def __call__(self, planned, generator, step):
+            modes.append(self.network.training)
+            return super().__call__(planned, generator, step)
+
+    result, _ = run(tmp_path, config(steps=3), network=network, objective_factory=Recording)
+    assert modes == [True, True, True]
+    assert not result.network.training
+    x = torch.randn(2, 3, WIDTH)
+    k = result.network.pair(WIDTH)[0]
+    assert torch.equal(k(x), k(x)), "inference is deterministic (no dropout)"
+
+
+def test_settings_json_round_trips_as_a_preset(tmp_path):
+    cfg = config(steps=4, shuffle_tags=True, tag_dropout=0.2, scheduler="cosine_restarts", loss_type="huber")
+    run(tmp_path, cfg)
+    folder = RunFolder(tmp_path, "toy")
+    folder.write_settings({"config": cfg.to_dict(), "network": {}})
+    again = TrainConfig.from_json((folder.root / "training_settings.json").read_text())
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown keys"):
+        TrainConfig.from_dict({"steps": 3, "stepz": 4})
+
+
+def test_rollback_and_lr_change_are_marked_in_the_csv(tmp_path):
+    cfg = config(learning_rate="1e-2:4, 1e1", steps=12, save_every=2, rollback=True, max_rollbacks=5,
+                 divergence_window=3, max_weight_norm=50.0)
+    run(tmp_path, cfg)
+    text = (tmp_path / "toy" / CSV_NAME).read_text()
+    assert "rollback" in text and "lr_change" in text
+
+
+@pytest.mark.parametrize("field,value", [("learning_rate", "fast"), ("clip_grad_mode", "sometimes"),
+                                         ("adamw_beta1", 1.5), ("weight_decay", -1), ("steps", 0),
+                                         ("latent_sampling", "twice"), ("template", "")])
+def test_bad_settings_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})

@@ -1,0 +1,167 @@
+"""Shared plumbing for the benchmarks: child processes, timing, memory, the host in-process.
+
+Every case runs in a fresh child process (`python bench/run.py --child CASE ARGS_JSON`) that
+prints one `BENCH_RESULT <json>` line; so peak-memory readings (the RSS high-water mark, which
+never goes down) belong to one case only, and a crash in one case does not end the run.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULT_PREFIX = "BENCH_RESULT "
+PACK_NAME = "hn_pack"
+
+logger = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ child processes
+
+
+def run_child(case: str, args: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    """Run `case` in a fresh interpreter (same Python, same environment); return its result dict."""
+    cmd = [sys.executable, str(BENCH_DIR / "run.py"), "--child", case, json.dumps(args)]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(REPO_ROOT))
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+            result.setdefault("child_seconds", time.perf_counter() - started)
+            return result
+    raise RuntimeError(f"bench case {case} {args} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def emit_result(result: dict[str, Any]) -> None:
+    """The child's one answer to the parent (stdout is the protocol channel)."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------ memory
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def peak_rss_bytes() -> int:
+    """High-water RSS of this process since it started (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+# ------------------------------------------------------------------ timing
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call for each variant, measured in turns (A B A B ...) so that load from other
+    processes on a shared machine hits every variant alike. The order alternates each round."""
+    names = list(variants)
+    for _ in range(warmup):
+        for name in names:
+            variants[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        order = names if round_index % 2 == 0 else list(reversed(names))
+        for name in order:
+            times[name].append(timed(variants[name]))
+    return times
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+# ------------------------------------------------------------------ imports
+
+
+def import_pure_core() -> types.ModuleType:
+    """The pack's pure core as the top-level package `hypernet` (no ComfyUI needed)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import hypernet
+
+    return hypernet
+
+
+def host_path() -> Path:
+    env = os.environ.get("COMFYUI_PATH")
+    if env:
+        return Path(env)
+    spec = importlib.util.spec_from_file_location("hn_hostenv", REPO_ROOT / "scripts" / "hostenv.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    host, _ = module.resolve_host(provision=False)
+    return host
+
+
+def import_host(cpu: bool = True) -> types.SimpleNamespace:
+    """The ComfyUI host imported in this process (flags as the test server uses), the pack loaded
+    as a custom-node package, and the tiny-model helpers from the test nodes.
+
+    Returns a namespace with `pack`, `nodes` (the host's nodes module), `tiny`, `torch`.
+    """
+    host = host_path()
+    if "comfy.model_management" not in sys.modules:
+        sys.path.insert(0, str(host))
+        import comfy.options
+
+        comfy.options.enable_args_parsing()
+        saved_argv = sys.argv
+        sys.argv = [saved_argv[0], "--use-pytorch-cross-attention"] + (["--cpu"] if cpu else [])
+        try:
+            import comfy.cli_args  # noqa: F401  (parses the flags above once)
+            import comfy.model_management  # noqa: F401
+        finally:
+            sys.argv = saved_argv
+    import nodes as host_nodes
+    import torch
+
+    if PACK_NAME in sys.modules:
+        pack = sys.modules[PACK_NAME]
+    else:
+        spec = importlib.util.spec_from_file_location(PACK_NAME, REPO_ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(REPO_ROOT)])
+        pack = importlib.util.module_from_spec(spec)
+        sys.modules[PACK_NAME] = pack
+        spec.loader.exec_module(pack)
+    for name in ("patch", "module", "config", "trainer"):
+        importlib.import_module(f"{PACK_NAME}.hypernet.{name}")
+    importlib.import_module(f"{PACK_NAME}.nodes.bridge")
+    tiny_spec = importlib.util.spec_from_file_location(
+        "hn_bench_tiny_models", REPO_ROOT / "tests" / "support" / "hn_test_nodes" / "tiny_models.py")
+    tiny = importlib.util.module_from_spec(tiny_spec)
+    tiny_spec.loader.exec_module(tiny)
+    return types.SimpleNamespace(pack=pack, nodes=host_nodes, tiny=tiny, torch=torch, path=host)
+
+
+def load_support_module(name: str) -> types.ModuleType:
+    """A file from tests/support/ by path (they import `hypernet` top-level: put the repo on sys.path)."""
+    import_pure_core()
+    spec = importlib.util.spec_from_file_location(f"hn_bench_{name}", REPO_ROOT / "tests" / "support" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

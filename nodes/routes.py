@@ -1,0 +1,80 @@
+"""The pack's small JSON API for its frontend: metadata of a hypernetwork file.
+
+GET /hypernetwork/info?name=<name as listed in the hypernetworks combo>
+  200 {metadata}  400 bad or escaping name  404 no such file  422 not a readable hypernetwork.
+Only files inside the registered hypernetwork folders are read (`bridge.resolve_in_folders`
+refuses absolute paths, `..` and symlinks leading out); the answer is metadata, never file bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..hypernet.fileio import optim_path
+from . import bridge, network_files
+
+logger = logging.getLogger(__name__)
+
+INFO_ROUTE = "/hypernetwork/info"
+
+
+def hypernetwork_info(name: str, path: Path) -> dict[str, Any]:
+    """What the Apply node shows about a file: structure, activation, training step, base model."""
+    network = network_files.load_file(path)
+    config = network.config
+    stat = path.stat()
+    return {
+        "name": name,
+        "network_name": network.name,
+        "format": path.suffix.lower().lstrip("."),
+        "file_size": stat.st_size,
+        "modified": stat.st_mtime,
+        "layer_structure": [float(m) for m in config.layer_structure],
+        "activation_func": config.activation_func,
+        "weight_initialization": config.weight_initialization,
+        "is_layer_norm": config.is_layer_norm,
+        "use_dropout": config.use_dropout,
+        "dropout_structure": [float(d) for d in config.dropout_structure],
+        "activate_output": config.activate_output,
+        "widths": [int(w) for w in network.widths],
+        "parameters": int(sum(p.numel() for p in network.parameters())),
+        "step": int(network.step),
+        "sd_checkpoint": network.sd_checkpoint,
+        "sd_checkpoint_name": network.sd_checkpoint_name,
+        "optional_info": config.optional_info,
+        "has_optimizer_state": optim_path(path).is_file(),
+    }
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def info_handler(request: web.Request) -> web.Response:
+    name = request.rel_url.query.get("name", "")
+    if not name or name == "none":
+        return _error(400, "name: give a file name from the hypernetworks list, e.g. ?name=my_style.pt")
+    try:
+        path = network_files.resolve_file(name)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    except FileNotFoundError:
+        return _error(404, f"hypernetwork file {name!r} is not in the hypernetworks folders; refresh the list")
+    try:
+        info = await asyncio.get_running_loop().run_in_executor(None, hypernetwork_info, name, path)
+    except (ValueError, OSError) as exc:
+        logger.warning("hypernetwork info for %r: %s", name, exc)
+        return _error(422, f"{name!r} is not a readable hypernetwork file: {exc}")
+    return web.json_response(info)
+
+
+def register() -> bool:
+    """Add the routes to the host server (a no-op when the host runs without one)."""
+    return bridge.add_get_route(INFO_ROUTE, info_handler)
+
+
+register()
