@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
+
+from .dataclass_io import strict_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -226,11 +228,7 @@ class CosineRestarts:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CosineRestarts":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown cosine schedule keys {unknown}; expected {sorted(known)}")
-        return cls(**dict(data))
+        return strict_from_dict(cls, data, "cosine schedule")
 
     def _cycle_start(self, n: int) -> int:
         if self.cycle_mult == 1:

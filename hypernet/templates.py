@@ -20,8 +20,10 @@ import hashlib
 import logging
 import math
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
+
+from .dataclass_io import strict_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +224,7 @@ class CaptionConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CaptionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown caption settings {unknown}; expected {sorted(known)}")
-        return cls(**dict(data))
+        return strict_from_dict(cls, data, "caption settings")
 
 
 def build_prompt(

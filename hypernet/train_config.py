@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from .schedule import parse_schedule
+from .dataclass_io import strict_from_dict
 from .templates import CaptionConfig, parse_template
 
 CLIP_GRAD_MODES = ("none", "value", "norm")
@@ -128,11 +129,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"training settings: unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**dict(data))
+        return strict_from_dict(cls, data, "training settings")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

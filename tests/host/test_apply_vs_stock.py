@@ -124,3 +124,25 @@ def test_stock_layer_norm_quirk(comfy_host, tiny):
     assert isinstance(stock_k[-1], torch.nn.LayerNorm) and isinstance(stock_k[-2], torch.nn.ReLU)
     ours_k = hn.fileio.load_hypernetwork(path).pair(32)[0]
     assert not any(isinstance(m, torch.nn.ReLU) for m in list(ours_k.linear)[2:])
+
+
+def test_dropout_networks_are_deterministic_here_and_random_in_the_stock_loader(comfy_host, tiny):
+    """An A1111 file with use_dropout: stock ComfyUI leaves Dropout(0.3) active at inference (it
+    never calls eval()), so two identical samplings differ; ours runs in eval mode and repeats."""
+    hn = comfy_host.pack.hypernet
+    model, positive, negative = tiny
+    config = hn.config.HypernetworkConfig(name="dropout_net", layer_structure=[1, 2, 2, 1], sizes=[768, 32, 64],
+                                          use_dropout=True, dropout_structure=[0, 0.3, 0.3, 0])
+    network = hn.module.Hypernetwork.create(config)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for param in network.parameters():
+            param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+    hn.fileio.save_pt(network, comfy_host.models_dir / "hypernetworks" / "dropout_net.pt", stock_safe_dropout=False)
+    ours_a = sample(comfy_host, ours(comfy_host, model, "dropout_net.pt", 1.0), positive, negative)
+    ours_b = sample(comfy_host, ours(comfy_host, model, "dropout_net.pt", 1.0), positive, negative)
+    assert torch.equal(ours_a, ours_b)
+    stock_model = stock(comfy_host, model, "dropout_net.pt", 1.0)
+    stock_a = sample(comfy_host, stock_model, positive, negative)
+    stock_b = sample(comfy_host, stock_model, positive, negative)
+    assert not torch.equal(stock_a, stock_b), "stock ComfyUI is expected to keep dropout active"

@@ -154,7 +154,7 @@ def test_caption_config_validation_and_round_trip():
     assert CaptionConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="keep_tokens"):
         CaptionConfig(keep_tokens=-1)
-    with pytest.raises(ValueError, match="unknown caption settings"):
+    with pytest.raises(ValueError, match="caption settings: unknown keys"):
         CaptionConfig.from_dict({"shuffle": True})
 
 
