@@ -5,6 +5,7 @@ All host access goes through `bridge`; the loop itself is `hypernet.trainer.Trai
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ class SessionResult:
     result: TrainResult
     previews: list[dict]
     report: str
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON for the browser has no NaN/Infinity: a skipped step's loss is sent as null."""
+    return value if math.isfinite(value) else None
 
 
 def _multiple_of_8(image):
@@ -157,9 +163,9 @@ class TrainingSession:
             elapsed = time.monotonic() - self._started
             done = max(1, report.step - self._first_step)
             eta = elapsed / done * max(0, report.max_steps - report.step)
-            self._send("progress", {"step": report.step, "max_steps": report.max_steps, "loss": report.loss,
-                                    "lr": report.learning_rate, "epoch": report.epoch, "eta": eta,
-                                    "event": report.event})
+            self._send("progress", {"step": report.step, "max_steps": report.max_steps,
+                                    "loss": _finite_or_none(report.loss), "lr": _finite_or_none(report.learning_rate),
+                                    "epoch": report.epoch, "eta": eta, "event": report.event})
 
         first_caption = self.dataset.items[0].caption if self.dataset.items else ""
         hooks = TrainHooks(

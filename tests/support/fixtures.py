@@ -75,6 +75,16 @@ def _import_host(host: Path) -> None:
         sys.argv = saved_argv
 
 
+def _load_builtin_extra_nodes(host_nodes) -> None:
+    """The host's comfy_extras nodes (e.g. the stock HypernetworkLoader), on either host API."""
+    if hasattr(host_nodes, "init_builtin_extra_nodes"):  # current ComfyUI: async loader
+        import asyncio
+
+        asyncio.run(host_nodes.init_builtin_extra_nodes())
+    else:  # the pinned 2024 host
+        host_nodes.init_custom_nodes()
+
+
 def _load_pack(name: str) -> types.ModuleType:
     """Load the pack the way the host's custom-node loader does: a package from its folder."""
     if name in sys.modules:
@@ -106,8 +116,8 @@ def comfy_host(host_path, tmp_path_factory):
     folder_paths.folder_names_and_paths["hypernetworks"][0].insert(0, str(models_dir / "hypernetworks"))
     folder_paths.set_output_directory(str(models_dir / "output"))
     folder_paths.set_temp_directory(str(models_dir / "temp"))
-    if not hasattr(host_nodes, "NODE_CLASS_MAPPINGS") or "HypernetworkLoader" not in host_nodes.NODE_CLASS_MAPPINGS:
-        host_nodes.init_custom_nodes()
+    if "HypernetworkLoader" not in host_nodes.NODE_CLASS_MAPPINGS:
+        _load_builtin_extra_nodes(host_nodes)
     pack = _load_pack(IN_PROCESS_PACK_NAME)
     tiny_spec = importlib.util.spec_from_file_location(
         "hn_test_tiny_models", REPO_ROOT / "tests" / "support" / "hn_test_nodes" / "tiny_models.py")

@@ -176,3 +176,39 @@ def with_tiny_loader(prompt: dict, kind: str = "sd1", seed: int = 0) -> dict:
 def with_checkpoint(prompt: dict, ckpt_name: str) -> dict:
     """A real run: the stock loader reads `ckpt_name` from the checkpoints folder."""
     return set_inputs(copy.deepcopy(prompt), STOCK_LOADER, ckpt_name=ckpt_name)
+
+
+# ------------------------------------------------------------------ the same edits on the UI workflow (browser tests)
+
+
+def widget_index(node_info: Mapping, name: str) -> int:
+    """Position of widget input `name` in a UI node's `widgets_values`."""
+    index = 0
+    for input_name, spec in widget_inputs(node_info):
+        if input_name == name:
+            return index
+        index += 1 + extra_widgets_after(input_name, spec)
+    raise WorkflowError(f"{node_info.get('name', '?')} has no widget input {name!r}")
+
+
+def set_ui_widgets(workflow: dict, object_info: Mapping, class_type: str, **values) -> dict:
+    """Set widget values on every UI node of `class_type`, in place; returns the workflow."""
+    found = [node for node in workflow["nodes"] if node["type"] == class_type]
+    if not found:
+        raise WorkflowError(f"the workflow has no {class_type} node")
+    for node in found:
+        for name, value in values.items():
+            node["widgets_values"][widget_index(object_info[class_type], name)] = value
+    return workflow
+
+
+def ui_with_tiny_loader(workflow: dict, kind: str = "sd1", seed: int = 0) -> dict:
+    """A copy of a UI workflow whose stock checkpoint loaders are the test-only tiny model builder
+    (same three outputs, so links stay valid); its seed control is 'fixed'."""
+    out = copy.deepcopy(workflow)
+    for node in out["nodes"]:
+        if node["type"] == STOCK_LOADER:
+            node["type"] = TINY_LOADER
+            node["widgets_values"] = [kind, seed, "fixed"]
+            node["properties"] = {"Node name for S&R": TINY_LOADER}
+    return out

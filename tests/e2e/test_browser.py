@@ -1,0 +1,584 @@
+"""The pack's frontend in the pinned host's real UI, driven in headless Chromium over the DevTools
+protocol (the `websocket-client` package only; no selenium, no node.js).
+
+Skipped with the reason when no Chromium is installed (Debian: `apt-get install -y chromium`; or
+point HN_CHROMIUM at a Chrome/Chromium binary). Each example workflow is loaded into the page with
+`app.loadGraphData`, with the stock CheckpointLoaderSimple swapped for the test-only tiny model
+loader (`workflows.ui_with_tiny_loader`) and sizes/steps cut to tiny values, then queued from the
+page as a user's click would. Screenshots go to test-artifacts/browser/; with
+HN_UPDATE_SCREENSHOTS=1 the run also rewrites docs/*.png and the workflow thumbnails.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import websocket
+from PIL import Image
+
+from tests.support import fake_tagger
+from tests.support import workflows as wf
+from tests.support.datasets import make_shapes_dataset
+from tests.support.server import PACK_LINK_NAME, REPO_ROOT
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+DOCS = REPO_ROOT / "docs"
+UPDATE_SCREENSHOTS = os.environ.get("HN_UPDATE_SCREENSHOTS") == "1"
+EXTENSIONS = ["hypernetwork.lossChart", "hypernetwork.trainStatus", "hypernetwork.trainPreview",
+              "hypernetwork.trainRestore", "hypernetwork.applyInfo"]
+STEPS = 24 if UPDATE_SCREENSHOTS else 8
+SAVE_EVERY = STEPS // 2
+SIZE = 64
+TAGGER = "fake"
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary: $HN_CHROMIUM, else the first of CHROMIUM_NAMES on PATH."""
+    explicit = os.environ.get("HN_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).exists() else None
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="Chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu), or set HN_CHROMIUM "
+           "to a Chrome/Chromium binary")
+
+
+# ------------------------------------------------------------------ Chromium over the DevTools protocol
+
+
+class PageError(RuntimeError):
+    """A script in the page threw, or the page did not reach the expected state."""
+
+
+class Chromium:
+    """One headless browser with one page; `evaluate` runs JS in the page and returns its value."""
+
+    def __init__(self, binary: str, profile: Path, width: int = 1600, height: int = 1000):
+        self.binary, self.profile = binary, profile
+        self.width, self.height = width, height
+        self.process: subprocess.Popen | None = None
+        self.ws: websocket.WebSocket | None = None
+        self._next_id = 0
+        self.console: list[str] = []
+        self.exceptions: list[str] = []
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.profile.mkdir(parents=True, exist_ok=True)
+        port_file = self.profile / "DevToolsActivePort"
+        port_file.unlink(missing_ok=True)
+        cmd = [self.binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
+               "--hide-scrollbars", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
+               f"--window-size={self.width},{self.height}", "about:blank"]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_file.exists() or not port_file.read_text().strip():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("chromium did not open its debugging port")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
+            pages = [t for t in json.loads(resp.read()) if t.get("type") == "page"]
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=timeout,
+                                              suppress_origin=True)
+        self.send("Runtime.enable")
+        self.send("Page.enable")
+        self.send("Emulation.setDeviceMetricsOverride",
+                  {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+
+    def stop(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    # ------------------------------------------------------------------ protocol
+
+    def _record(self, message: dict) -> None:
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.consoleAPICalled":
+            text = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            self.console.append(f"{params.get('type')}: {text}")
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            self.exceptions.append(details.get("exception", {}).get("description") or details.get("text", ""))
+
+    def send(self, method: str, params: dict | None = None, timeout: float = 60.0) -> dict:
+        self._next_id += 1
+        request_id = self._next_id
+        self.ws.send(json.dumps({"id": request_id, "method": method, "params": params or {}}))
+        deadline = time.monotonic() + timeout
+        while True:
+            self.ws.settimeout(max(0.5, deadline - time.monotonic()))
+            message = json.loads(self.ws.recv())
+            if message.get("id") == request_id:
+                if "error" in message:
+                    raise PageError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self._record(message)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{method} got no answer in {timeout}s")
+
+    def evaluate(self, expression: str, timeout: float = 60.0):
+        """The value of a JS expression (awaited when it is a promise), as JSON-compatible data."""
+        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True, "timeout": int(timeout * 1000)},
+                           timeout=timeout + 5)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            raise PageError(details.get("exception", {}).get("description") or details.get("text"))
+        return result.get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout: float = 60.0, interval: float = 0.25):
+        """Poll a JS expression until it is truthy; returns its value."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.evaluate(expression, timeout=max(1.0, deadline - time.monotonic()))
+            except PageError as exc:
+                last = exc
+            if last and not isinstance(last, Exception):
+                return last
+            time.sleep(interval)
+        raise PageError(f"timed out after {timeout}s waiting for {expression!r} (last: {last!r})")
+
+    def navigate(self, url: str) -> None:
+        self.send("Page.navigate", {"url": url})
+
+    def reload(self) -> None:
+        self.send("Page.reload", {"ignoreCache": True})
+
+    def screenshot(self, path: Path, clip: dict | None = None) -> Path:
+        params: dict = {"format": "png"}
+        if clip:
+            params["clip"] = dict(clip, scale=1)
+        data = self.send("Page.captureScreenshot", params)["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+
+# ------------------------------------------------------------------ page helpers (JS, injected after every load)
+
+PAGE_HELPERS = r"""
+window.hnTest = {
+  frames: (n = 2) => new Promise((resolve) => {
+    const step = (left) => left <= 0 ? resolve() : requestAnimationFrame(() => step(left - 1));
+    step(n);
+  }),
+  node: (type) => app.graph._nodes.find((n) => n.type === type),
+  async show(node, { bottom = true } = {}) {
+    // twice: the first draw may grow the node (DOM widgets claim their minimum height)
+    for (let pass = 0; pass < 2; pass++) {
+      const height = app.canvasEl.clientHeight;
+      app.canvas.ds.scale = 1;
+      const y = bottom ? -(node.pos[1] + node.size[1]) + height - 30 : -node.pos[1] + 60;
+      app.canvas.ds.offset = [-node.pos[0] + 30, y];
+      app.canvas.setDirty(true, true);
+      app.canvas.draw(true, true);
+      await hnTest.frames(3);
+    }
+  },
+  async fit() {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const n of app.graph._nodes) {
+      x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
+      x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+    }
+    const W = app.canvasEl.clientWidth, H = app.canvasEl.clientHeight, m = 16;
+    const s = Math.min((W - 2 * m) / (x1 - x0), (H - 2 * m) / (y1 - y0), 1);
+    app.canvas.ds.scale = s;
+    app.canvas.ds.offset = [m / s - x0, m / s - y0];
+    app.canvas.setDirty(true, true);
+    app.canvas.draw(true, true);
+    await hnTest.frames(3);
+    return { x: 0, y: 0, width: Math.ceil(Math.min(W, (x1 - x0) * s + 2 * m)),
+             height: Math.ceil(Math.min(H, (y1 - y0) * s + 2 * m)) };
+  },
+  rectOf(elements, pad = 6) {
+    const rs = elements.map((e) => e.getBoundingClientRect());
+    const x = Math.max(0, Math.min(...rs.map((r) => r.left)) - pad), y = Math.max(0, Math.min(...rs.map((r) => r.top)) - pad);
+    return { x, y, width: Math.max(...rs.map((r) => r.right)) + pad - x, height: Math.max(...rs.map((r) => r.bottom)) + pad - y };
+  },
+  nodeRect(node) {
+    const s = app.canvas.ds.scale, o = app.canvas.ds.offset, t = LiteGraph.NODE_TITLE_HEIGHT;
+    return { x: Math.max(0, (node.pos[0] + o[0]) * s - 4), y: Math.max(0, (node.pos[1] - t + o[1]) * s - 4),
+             width: node.size[0] * s + 8, height: (node.size[1] + t) * s + 8 };
+  },
+  // pixels of the chart canvas close to a colour
+  countColour(canvas, [r, g, b], tolerance = 40) {
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let count = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i] - r) < tolerance && Math.abs(data[i + 1] - g) < tolerance && Math.abs(data[i + 2] - b) < tolerance) count++;
+    }
+    return count;
+  },
+  chartState(node) {
+    const chart = node.hnLossChart;
+    return {
+      steps: chart.series.steps.slice(), events: chart.series.events.map((e) => e.kind),
+      points: chart.pointsDrawn, width: chart.canvas.width, height: chart.canvas.height,
+      smoothed: hnTest.countColour(chart.canvas, [255, 160, 40]),
+      rollback: hnTest.countColour(chart.canvas, [255, 64, 64], 30),
+      nan: hnTest.countColour(chart.canvas, [255, 215, 0], 30),
+      status: node.hnTrainStatus.element.textContent,
+      preview: node.hnTrainPreview.img.getAttribute("src"), previewWidth: node.hnTrainPreview.img.naturalWidth,
+    };
+  },
+  hideMenu(hidden) {
+    document.querySelector(".comfy-menu").style.display = hidden ? "none" : "";
+    app.canvas.show_info = !hidden;
+    app.canvas.setDirty(true, true);
+    app.canvas.draw(true, true);
+  },
+  // the grid PNG itself, on top of the page at a readable size (the node shows it in 220 px)
+  async overlay(src, width) {
+    const img = document.createElement("img");
+    img.id = "hn-overlay";
+    Object.assign(img.style, { position: "fixed", left: "0", top: "0", zIndex: 10000, width: `${width}px`,
+                               background: "#fff" });
+    await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = reject; img.src = src; document.body.append(img); });
+    const r = img.getBoundingClientRect();
+    return { x: 0, y: 0, width: Math.ceil(r.width), height: Math.ceil(r.height) };
+  },
+  async queueAndWait(timeoutMs) {
+    const { api } = await import("/scripts/api.js");
+    let cleanup = () => {};
+    const done = new Promise((resolve, reject) => {
+      let started = false;
+      const onStart = () => { started = true; };
+      const onExecuting = ({ detail }) => { if (detail === null && started) { cleanup(); resolve("done"); } };
+      const onError = ({ detail }) => { cleanup(); reject(new Error(`${detail.node_type}: ${detail.exception_message}`)); };
+      const timer = setTimeout(() => { cleanup(); reject(new Error("prompt did not finish")); }, timeoutMs);
+      cleanup = () => {
+        clearTimeout(timer);
+        api.removeEventListener("execution_start", onStart);
+        api.removeEventListener("executing", onExecuting);
+        api.removeEventListener("execution_error", onError);
+      };
+      api.addEventListener("execution_start", onStart);
+      api.addEventListener("executing", onExecuting);
+      api.addEventListener("execution_error", onError);
+    });
+    await app.queuePrompt(0, 1);
+    if (app.lastNodeErrors && Object.keys(app.lastNodeErrors).length) {
+      cleanup();
+      throw new Error("prompt refused: " + JSON.stringify(app.lastNodeErrors));
+    }
+    return await done;
+  },
+  async spyTrainEvents() {
+    const { api } = await import("/scripts/api.js");
+    window.hnSeen = [];
+    for (const type of ["hypernetwork.train.progress", "hypernetwork.train.preview", "hypernetwork.train.checkpoint"]) {
+      api.addEventListener(type, ({ detail }) => window.hnSeen.push({ type, node: String(detail.node), step: detail.step }));
+    }
+  },
+};
+true
+"""
+
+READY = f"window.app && app.graph && app.canvasEl && {json.dumps(EXTENSIONS)}.every((name) => app.extensions.some((e) => e.name === name))"
+
+
+def open_ui(browser: Chromium, url: str | None = None, reload: bool = False) -> None:
+    if reload:
+        browser.reload()
+    else:
+        browser.navigate(url)
+    browser.wait_for(READY, timeout=60)
+    browser.evaluate(PAGE_HELPERS)
+
+
+def screenshot(browser: Chromium, name: str, clip: dict | None = None, *, hide_menu: bool = True) -> Path:
+    if hide_menu:
+        browser.evaluate("hnTest.hideMenu(true)")
+    try:
+        return browser.screenshot(ARTIFACTS / f"{name}.png", clip)
+    finally:
+        if hide_menu:
+            browser.evaluate("hnTest.hideMenu(false)")
+
+
+def publish(source: Path, target: Path, max_width: int) -> None:
+    """Copy a screenshot into the repository (HN_UPDATE_SCREENSHOTS=1 only), scaled and palette-packed."""
+    if not UPDATE_SCREENSHOTS:
+        return
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        if image.width > max_width:
+            image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    assert target.stat().st_size < 200_000, f"{target} is too big for the repository"
+
+
+def load_ui_workflow(browser: Chromium, workflow: dict) -> None:
+    browser.evaluate(f"app.loadGraphData({json.dumps(workflow)}).then(() => true)")
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def browser(comfy_server, tmp_path_factory):
+    chromium = Chromium(find_chromium(), tmp_path_factory.mktemp("chromium-profile"))
+    chromium.start()
+    try:
+        open_ui(chromium, comfy_server.url)
+        yield chromium
+    finally:
+        chromium.stop()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "console.log").write_text("\n".join(chromium.console + chromium.exceptions) + "\n")
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy_server):
+    return comfy_server.object_info()
+
+
+@pytest.fixture(scope="module")
+def trained_in_ui(browser, comfy_server, object_info):
+    """train_hypernetwork.json loaded and queued from the page: (network name, chart state after the run)."""
+    dataset = make_shapes_dataset(comfy_server.layout.input / f"ui_shapes_{uuid.uuid4().hex[:6]}", count=4, size=SIZE)
+    fake_tagger.build_fake_tagger(comfy_server.layout.taggers, name=TAGGER)
+    name = f"ui_{uuid.uuid4().hex[:8]}"
+    workflow = wf.ui_with_tiny_loader(wf.load_workflow("train_hypernetwork"))
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkLoadDataset", directory=dataset.name)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkPreprocess", width=SIZE, height=SIZE)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkWD14Tag", model=TAGGER)
+    wf.set_ui_widgets(workflow, object_info, "CreateHypernetwork", name=name)
+    wf.set_ui_widgets(workflow, object_info, "TrainHypernetwork", steps=STEPS, learning_rate=f"2e-3:{SAVE_EVERY}, 1e-3",
+                      save_every=SAVE_EVERY, preview_every=SAVE_EVERY, preview_steps=2)
+    load_ui_workflow(browser, workflow)
+    browser.evaluate("hnTest.spyTrainEvents().then(() => true)")
+    browser.evaluate("hnTest.queueAndWait(400000)", timeout=420)
+    browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => true)")
+    state = browser.wait_for("(() => { const s = hnTest.chartState(hnTest.node('TrainHypernetwork'));"
+                             " return s.smoothed > 0 && s.previewWidth > 0 && s; })()", timeout=20)
+    seen = browser.evaluate("window.hnSeen")
+    train_id = browser.evaluate("String(hnTest.node('TrainHypernetwork').id)")
+    return name, state, seen, train_id
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_pack_extensions_load_in_the_host_ui(browser, comfy_server):
+    files = comfy_server.get_json("/extensions")
+    ours = [f for f in files if f.startswith(f"/extensions/{PACK_LINK_NAME}/")]
+    assert {Path(f).name for f in ours} >= {"lossChart.js", "trainStatus.js", "trainPreview.js", "trainRestore.js",
+                                            "applyInfo.js"}
+    names = browser.evaluate("app.extensions.map((e) => e.name)")
+    assert set(EXTENSIONS) <= set(names)
+    errors = [line for line in browser.console + browser.exceptions if PACK_LINK_NAME in line]
+    assert not errors, errors
+
+
+def test_live_events_draw_the_chart_and_listeners_leave_with_the_node(browser):
+    """Events dispatched as the websocket client would: the node addressed draws them (raw and
+    smoothed loss, LR, a NaN-skip mark, a rollback line), other nodes' events are ignored, and
+    removing the node removes its listeners and elements."""
+    live = browser.evaluate(r"""(async () => {
+      const { api } = await import("/scripts/api.js");
+      app.graph.clear();
+      const node = LiteGraph.createNode("TrainHypernetwork");
+      node.pos = [100, 100];
+      app.graph.add(node);
+      await hnTest.show(node);
+      const send = (type, detail) => api.dispatchEvent(new CustomEvent(type, { detail }));
+      for (let step = 1; step <= 30; step++) {
+        send("hypernetwork.train.progress", { node: String(node.id), name: "t", step, max_steps: 60,
+             loss: 0.3 + 0.2 * Math.cos(step / 3) + 0.5 / step, lr: step < 20 ? 1e-3 : 5e-4, epoch: 0, eta: 90 - step, event: "" });
+        if (step === 8) send("hypernetwork.train.event", { node: String(node.id), step: 8, kind: "nan_skip", message: "skipped" });
+      }
+      send("hypernetwork.train.event", { node: String(node.id), step: 24, kind: "rollback", message: "rolled back to 24" });
+      for (let step = 25; step <= 40; step++) {
+        send("hypernetwork.train.progress", { node: String(node.id), name: "t", step, max_steps: 60,
+             loss: 0.25 + 0.01 * step, lr: 5e-5, epoch: 1, eta: 60 - step, event: "" });
+      }
+      send("hypernetwork.train.progress", { node: String(Number(node.id) + 1000), step: 99, max_steps: 99, loss: 9, lr: 1, eta: 0 });
+      await hnTest.frames(3);
+      return hnTest.chartState(node);
+    })()""")
+    rect = browser.evaluate("(() => { const n = hnTest.node('TrainHypernetwork');"
+                            " return hnTest.rectOf([n.hnTrainStatus.element, n.hnLossChart.canvas]); })()")
+    screenshot(browser, "live_events_chart", rect)
+    result = browser.evaluate(r"""(async () => {
+      const { api } = await import("/scripts/api.js");
+      const events = await import("/extensions/%s/hn_events.js");
+      const node = hnTest.node("TrainHypernetwork");
+      const listening = events.listenerCount(node);
+      const elements = [node.hnLossChart.canvas.parentElement, node.hnTrainStatus.element, node.hnTrainPreview.element];
+      app.graph.remove(node);
+      api.dispatchEvent(new CustomEvent("hypernetwork.train.progress",
+        { detail: { node: String(node.id), step: 41, max_steps: 60, loss: 1, lr: 1, eta: 0 } }));
+      return { listening, after: events.listenerCount(node), attached: elements.map((e) => document.body.contains(e)),
+               stepsAfterRemoval: node.hnLossChart.series.steps.length };
+    })()""" % PACK_LINK_NAME)
+    assert live["steps"] == list(range(1, 41)), "a rollback drops the steps after it; later steps continue"
+    assert live["events"] == ["nan_skip", "rollback"]
+    assert live["points"] == 40 and live["smoothed"] > 50 and live["rollback"] > 10 and live["nan"] > 5
+    assert live["status"].startswith("step 40 / 60"), live["status"]
+    assert result["listening"] >= 5
+    assert result["after"] == 0, "the node's listeners must go with it"
+    assert result["attached"] == [False, False, False]
+    assert result["stepsAfterRemoval"] == 40
+
+
+def test_non_finite_losses_are_read_and_display_widgets_are_not_saved(browser, object_info):
+    """The node's `loss` output is Python JSON, where a NaN loss is a bare NaN token; and a saved
+    node's widgets_values holds exactly its inputs' values (no trailing display-widget nulls)."""
+    result = browser.evaluate(r"""(async () => {
+      app.graph.clear();
+      const node = LiteGraph.createNode("TrainHypernetwork");
+      node.pos = [100, 100];
+      app.graph.add(node);
+      await hnTest.show(node);
+      node.onExecuted({ loss: ['{"steps": [1, 2, 3], "losses": [1.0, NaN, 0.5], "learning_rates": [0.001, 0.001, 0.001], ' +
+                               '"events": [{"step": 2, "kind": "nan_skip", "message": "loss=NaN; update skipped"}]}'] });
+      await hnTest.frames(3);
+      const state = hnTest.chartState(node);
+      const saved = node.serialize().widgets_values.length;
+      const losses = node.hnLossChart.series.losses.slice();
+      app.graph.remove(node);
+      return { state, saved, losses };
+    })()""")
+    assert result["losses"] == [1.0, None, 0.5]
+    assert result["state"]["events"] == ["nan_skip"] and result["state"]["nan"] > 5
+    assert result["state"]["status"].startswith("trained to step 3"), result["state"]["status"]
+    info = object_info["TrainHypernetwork"]
+    expected = sum(1 + wf.extra_widgets_after(name, spec) for name, spec in wf.widget_inputs(info))
+    assert result["saved"] == expected
+
+
+def test_train_workflow_from_the_ui_draws_the_chart_status_and_preview(browser, trained_in_ui):
+    name, state, seen, train_id = trained_in_ui
+    progress = [e for e in seen if e["type"] == "hypernetwork.train.progress"]
+    assert [e["step"] for e in progress] == list(range(1, STEPS + 1))
+    assert {e["node"] for e in seen} == {train_id}
+    assert state["steps"] == list(range(1, STEPS + 1)) and state["points"] == STEPS
+    assert state["smoothed"] > 20, "the smoothed loss line was not drawn"
+    assert state["status"].startswith(f"trained to step {STEPS}")
+    assert f"{name}-{STEPS}_" in state["preview"] and state["previewWidth"] == SIZE
+    dropped = [line for line in browser.console if "Unhandled message" in line]
+    assert not dropped, f"the page could not read some websocket messages: {dropped[:3]}"
+    rect = browser.evaluate("(() => { const n = hnTest.node('TrainHypernetwork');"
+                            " return hnTest.rectOf([n.hnTrainStatus.element, n.hnLossChart.canvas, n.hnTrainPreview.element]); })()")
+    chart = screenshot(browser, "train_chart", rect)
+    publish(chart, DOCS / "loss_chart.png", 520)
+    screenshot(browser, "train_workflow")
+
+
+def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
+    name, before, _, _ = trained_in_ui
+    time.sleep(1.5)  # the host saves the open workflow to localStorage every second
+    open_ui(browser, reload=True)
+    browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => true)")
+    state = browser.wait_for("(() => { const s = hnTest.chartState(hnTest.node('TrainHypernetwork'));"
+                             " return s.smoothed > 0 && s.previewWidth > 0 && s; })()", timeout=30)
+    assert state["steps"] == before["steps"]
+    assert state["status"] == before["status"]
+    assert f"{name}-{STEPS}_" in state["preview"]
+    screenshot(browser, "train_after_reload")
+
+
+def test_apply_node_shows_the_selected_files_metadata_and_samples(browser, trained_in_ui, object_info):
+    name = trained_in_ui[0]
+    workflow = wf.ui_with_tiny_loader(wf.load_workflow("apply_hypernetwork"))
+    wf.set_ui_widgets(workflow, object_info, "KSampler", steps=2)
+    wf.set_ui_widgets(workflow, object_info, "EmptyLatentImage", width=SIZE, height=SIZE)
+    load_ui_workflow(browser, workflow)
+    browser.evaluate("app.refreshComboInNodes().then(() => true)")  # the file list as of now
+    shown = browser.evaluate(r"""(async () => {
+      const node = hnTest.node("ApplyHypernetwork");
+      const widget = node.widgets.find((w) => w.name === "hypernetwork_name");
+      widget.value = %s;
+      widget.callback(widget.value);
+      await hnTest.show(node, { bottom: false });
+      return true;
+    })()""" % json.dumps(f"{name}.pt"))
+    assert shown
+    text = browser.wait_for("(() => { const e = hnTest.node('ApplyHypernetwork').hnApplyInfo.element;"
+                            " return e.dataset.state === 'ok' && e.textContent; })()", timeout=20)
+    assert text.startswith(f"{name} · step {STEPS} · ") and "parameters · pt" in text
+    assert "layers 1, 2, 1 · linear" in text and "widths " in text
+    assert "optimizer state (.optim) saved" in text, "training saves the .optim beside the final file"
+    rect = browser.evaluate("hnTest.nodeRect(hnTest.node('ApplyHypernetwork'))")
+    screenshot(browser, "apply_info", rect)
+    browser.evaluate("hnTest.queueAndWait(120000)", timeout=130)
+
+    missing = browser.evaluate(r"""(async () => {
+      const node = hnTest.node("ApplyHypernetwork");
+      const widget = node.widgets.find((w) => w.name === "hypernetwork_name");
+      widget.value = "no_such_file.pt";
+      widget.callback(widget.value);
+      return true;
+    })()""")
+    assert missing
+    error = browser.wait_for("(() => { const e = hnTest.node('ApplyHypernetwork').hnApplyInfo.element;"
+                             " return e.dataset.state === 'error' && e.textContent; })()", timeout=20)
+    assert "not in the hypernetworks folders" in error
+
+
+def test_compare_workflow_from_the_ui_shows_the_grid(browser, trained_in_ui, object_info):
+    name = trained_in_ui[0]
+    workflow = wf.ui_with_tiny_loader(wf.load_workflow("compare_checkpoints"))
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkXYGrid", x_values=f"{name}/*.pt", y_values="1, 2",
+                      steps=2, width=SIZE, height=SIZE, filename_prefix=f"ui_grid_{name}")
+    load_ui_workflow(browser, workflow)
+    browser.evaluate("hnTest.queueAndWait(200000)", timeout=210)
+    browser.evaluate("hnTest.show(hnTest.node('HypernetworkXYGrid'), { bottom: true }).then(() => true)")
+    loaded = browser.wait_for("(() => { const n = hnTest.node('HypernetworkXYGrid');"
+                              " return n.imgs?.length && [n.imgs[0].naturalWidth, n.imgs[0].src]; })()", timeout=20)
+    assert loaded[0] >= 2 * SIZE, "the node shows the saved grid"
+    rect = browser.evaluate("hnTest.nodeRect(hnTest.node('HypernetworkXYGrid'))")
+    screenshot(browser, "compare_grid_node", rect)
+    clip = browser.evaluate(f"hnTest.overlay({json.dumps(loaded[1])}, {min(3 * loaded[0], 720)})")
+    try:
+        grid = screenshot(browser, "compare_grid", clip)
+    finally:
+        browser.evaluate("document.getElementById('hn-overlay').remove() || true")
+    publish(grid, DOCS / "xy_grid.png", 520)
+
+
+@pytest.mark.parametrize("name", ["train_hypernetwork", "apply_hypernetwork", "compare_checkpoints"])
+def test_example_workflows_load_as_shipped(browser, name):
+    """The shipped (stock-loader) workflows load without missing nodes; this also draws their thumbnails."""
+    load_ui_workflow(browser, wf.load_workflow(name))
+    types = browser.evaluate("app.graph._nodes.map((n) => n.type)")
+    assert sorted(types) == sorted(node["type"] for node in wf.load_workflow(name)["nodes"])
+    dialog = browser.evaluate("app.ui.dialog.element.style.display === 'flex' && app.ui.dialog.textElement.textContent")
+    assert not dialog, dialog
+    clip = browser.evaluate("hnTest.fit()")
+    shot = screenshot(browser, f"workflow_{name}", clip)
+    publish(shot, wf.EXAMPLE_WORKFLOWS / f"{name}.png", 480)

@@ -1,0 +1,115 @@
+// Apply Hypernetwork: what the selected file is (layer structure, activation, training step, the
+// model it was trained on, attention widths), read from the pack's GET /hypernetwork/info route.
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { chainMethod, keepPackWidgetsUnsaved } from "./hn_events.js";
+
+const NODE_TYPE = "ApplyHypernetwork";
+const NAME_WIDGET = "hypernetwork_name";
+const LINE_HEIGHT = 14;
+
+function yesNo(value) {
+	return value ? "yes" : "no";
+}
+
+function size(bytes) {
+	if (!Number.isFinite(bytes)) return "?";
+	if (bytes < 1024) return `${bytes} B`;
+	if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
+	return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+}
+
+/** The lines shown for a /hypernetwork/info answer. */
+export function infoLines(info) {
+	const lines = [
+		`${info.network_name} · step ${info.step} · ${size(info.file_size)}`,
+		`layers ${info.layer_structure.join(", ")} · ${info.activation_func}`,
+		`layer norm ${yesNo(info.is_layer_norm)} · dropout ${info.use_dropout ? info.dropout_structure.join(", ") : "no"}`,
+		`widths ${info.widths.join(", ")}`,
+		`${info.parameters.toLocaleString("en-US")} parameters · ${info.format}`,
+		`base model: ${info.sd_checkpoint_name || "unknown"}${info.sd_checkpoint ? ` [${info.sd_checkpoint}]` : ""}`,
+	];
+	if (info.has_optimizer_state) lines.push("optimizer state (.optim) saved");
+	if (info.optional_info) lines.push(`note: ${info.optional_info}`);
+	return lines;
+}
+
+export async function fetchInfo(name) {
+	const response = await api.fetchApi(`/hypernetwork/info?name=${encodeURIComponent(name)}`, { cache: "no-store" });
+	const body = await response.json().catch(() => ({}));
+	if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`);
+	return body;
+}
+
+app.registerExtension({
+	name: "hypernetwork.applyInfo",
+	async beforeRegisterNodeDef(nodeType, nodeData) {
+		if (nodeData.name !== NODE_TYPE) return;
+
+		keepPackWidgetsUnsaved(nodeType);
+		chainMethod(nodeType.prototype, "onNodeCreated", function () {
+			const element = document.createElement("div");
+			element.className = "hn-apply-info";
+			Object.assign(element.style, {
+				font: "11px monospace",
+				lineHeight: `${LINE_HEIGHT}px`,
+				color: "var(--input-text, #ddd)",
+				background: "var(--comfy-input-bg, #222)",
+				borderRadius: "4px",
+				padding: "4px 6px",
+				whiteSpace: "pre-wrap",
+				overflow: "auto",
+				boxSizing: "border-box",
+			});
+			const widget = this.addDOMWidget("hn_file_info", "hn_info", element, {
+				serialize: false,
+				hideOnZoom: false,
+				// 2 x 10 px widget margin + padding and border, then the lines
+				getMinHeight: () => 30 + LINE_HEIGHT * Math.max(1, element.textContent.split("\n").length),
+			});
+			widget.serializeValue = () => undefined;
+
+			let request = 0;
+			const show = (text, state) => {
+				element.textContent = text;
+				element.dataset.state = state;
+				this.setSize([this.size[0], this.size[1]]); // lets the host grow the node to fit the lines
+				this.setDirtyCanvas?.(true, true);
+			};
+			const refresh = async () => {
+				const name = this.widgets?.find((w) => w.name === NAME_WIDGET)?.value;
+				const mine = ++request;
+				if (!name || name === "none") {
+					show("uses the connected hypernetwork input", "none");
+					return;
+				}
+				element.textContent = `reading ${name} ...`;
+				element.dataset.state = "loading";
+				try {
+					const info = await fetchInfo(name);
+					if (mine !== request) return;
+					show(infoLines(info).join("\n"), "ok");
+				} catch (error) {
+					if (mine !== request) return;
+					show(`${name}: ${error.message}`, "error");
+				}
+			};
+			this.hnApplyInfo = { element, widget, refresh };
+
+			const nameWidget = this.widgets?.find((w) => w.name === NAME_WIDGET);
+			if (nameWidget) {
+				const callback = nameWidget.callback;
+				nameWidget.callback = function () {
+					const result = callback?.apply(this, arguments);
+					refresh();
+					return result;
+				};
+			}
+			setTimeout(refresh, 0); // after a workflow load has set the widget values
+		});
+
+		chainMethod(nodeType.prototype, "onConfigure", function () {
+			this.hnApplyInfo?.refresh();
+		});
+	},
+});

@@ -1,0 +1,86 @@
+// Train Hypernetwork: the latest preview image with its step, from `hypernetwork.train.preview`
+// events while training and from the node's `images` output afterwards (or after a reload).
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { chainMethod, listenForNode, orderPackWidgets, keepPackWidgetsUnsaved } from "./hn_events.js";
+
+const NODE_TYPE = "TrainHypernetwork";
+
+function viewUrl(image) {
+	const params = new URLSearchParams({
+		filename: image.filename,
+		subfolder: image.subfolder ?? "",
+		type: image.type ?? "temp",
+	});
+	return api.apiURL(`/view?${params}`);
+}
+
+function stepFromName(filename) {
+	const match = /-(\d+)_\d+\.png$/.exec(filename ?? "");
+	return match ? Number(match[1]) : null;
+}
+
+app.registerExtension({
+	name: "hypernetwork.trainPreview",
+	async beforeRegisterNodeDef(nodeType, nodeData) {
+		if (nodeData.name !== NODE_TYPE) return;
+
+		keepPackWidgetsUnsaved(nodeType);
+		chainMethod(nodeType.prototype, "onNodeCreated", function () {
+			// The host sets the widget element's `display` while drawing, so the flex layout lives
+			// on an inner box.
+			const element = document.createElement("div");
+			element.className = "hn-train-preview";
+			const box = document.createElement("div");
+			Object.assign(box.style, { display: "flex", flexDirection: "column", alignItems: "center", height: "100%" });
+			const img = document.createElement("img");
+			Object.assign(img.style, { flex: "1 1 0", minHeight: "0", width: "100%", objectFit: "contain", display: "none" });
+			img.alt = "";
+			const caption = document.createElement("div");
+			Object.assign(caption.style, { font: "11px sans-serif", color: "var(--descrip-text, #999)" });
+			caption.textContent = "preview: none yet (set preview_every)";
+			box.append(img, caption);
+			element.append(box);
+			const widget = this.addDOMWidget("hn_train_preview", "hn_preview", element, {
+				serialize: false,
+				hideOnZoom: false,
+				getMinHeight: () => 140,
+				getHeight: () => 180,
+			});
+			widget.serializeValue = () => undefined;
+			const show = (image, step) => {
+				img.src = viewUrl(image);
+				img.style.display = "";
+				caption.textContent = step != null ? `preview at step ${step}` : "latest preview";
+				this.hnTrainPreview.image = image;
+			};
+			this.hnTrainPreview = { element, img, caption, widget, show, image: null };
+			orderPackWidgets(this);
+			listenForNode(this, "hypernetwork.train.preview", (detail) => show(detail.image, detail.step));
+		});
+
+		chainMethod(nodeType.prototype, "onExecuted", function (output) {
+			const images = output?.images ?? [];
+			if (!images.length || !this.hnTrainPreview) return;
+			const last = images[images.length - 1];
+			this.hnTrainPreview.show(last, stepFromName(last.filename));
+		});
+
+		// The host would also draw the output images (and its own live preview) below the widgets;
+		// this node shows them in the preview widget, so hide them from the host's drawing.
+		const onDrawBackground = nodeType.prototype.onDrawBackground;
+		nodeType.prototype.onDrawBackground = function () {
+			const key = String(this.id);
+			const output = app.nodeOutputs?.[key];
+			const live = app.nodePreviewImages?.[key];
+			if (output?.images) app.nodeOutputs[key] = { ...output, images: undefined };
+			if (live) delete app.nodePreviewImages[key];
+			try {
+				return onDrawBackground?.apply(this, arguments);
+			} finally {
+				if (output) app.nodeOutputs[key] = output;
+				if (live) app.nodePreviewImages[key] = live;
+			}
+		};
+	},
+});
