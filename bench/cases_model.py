@@ -8,14 +8,16 @@ the model (64, 128, 256 self-attention and the 768 text context), layer structur
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
-from .harness import import_host, interleaved, median, peak_rss_bytes, rss_bytes
+from .harness import PACK_NAME, import_host, interleaved, median, peak_rss_bytes, reset_peak_rss, rss_bytes, trim_malloc
 
 logger = logging.getLogger(__name__)
 
 PROMPT = "a photo of a red circle on a white background"
+WHAT_IF = "ours_memo_by_width"  # the variant with the proposed memo fix (only with --what-if memo)
 
 
 def bench_unet_config(model_channels: int) -> dict:
@@ -56,16 +58,31 @@ class BenchSetup:
         self.widths = self.bridge.all_attention_widths(self.model)
         self.unet_params = sum(p.numel() for p in model.diffusion_model.parameters())
 
-    def network(self, name: str = "bench", layer_structure=(1, 2, 1)):
-        cfg = self.hn.config.HypernetworkConfig(name=name, sizes=list(self.widths),
+    def network(self, name: str = "bench", layer_structure=(1, 2, 1), sizes=None):
+        cfg = self.hn.config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
                                                 layer_structure=list(layer_structure), activation_func="relu")
         with self.torch.inference_mode():
             network = self.hn.module.Hypernetwork.create(cfg)
         return self.hn.trainer.copy_network(network)  # trainable tensors, as the training node does
 
-    def patch(self, network=None):
-        Patch = self.hn.patch.HypernetworkPatch
+    def patch(self, network=None, what_if_memo: bool = False):
+        Patch = width_keyed_patch_class(self.hn.patch.HypernetworkPatch) if what_if_memo else self.hn.patch.HypernetworkPatch
         return Patch([(network, 1.0)]) if network is not None else Patch()
+
+
+def width_keyed_patch_class(base: type) -> type:
+    """What-if (`--what-if memo`): the pack's patch with its K/V memo keyed by attention width too.
+
+    The pack keys the memo by (entry, slot) only; in a UNet every block calls the patch for
+    self-attention (attn1) and then for cross-attention (attn2), so the attn1 call overwrites the
+    context's entry and the memo never hits. Folding the width into the key is the proposed fix.
+    """
+
+    class WidthKeyedPatch(base):
+        def _run(self, entry, slot, module, x, strength):
+            return super()._run((entry, x.shape[-1]), slot, module, x, strength)
+
+    return WidthKeyedPatch
 
 
 class TrainStep:
@@ -86,9 +103,10 @@ class TrainStep:
             cond, pooled = setup.bridge.encode_prompt_for_training(setup.clip, PROMPT)
         gen = torch.Generator().manual_seed(1)
         self.x0 = torch.randn(batch, 4, latent_size, latent_size, generator=gen)
-        self.network = setup.network() if variant == "ours" else None
+        self.network = setup.network() if variant != "baseline" else None
         with torch.inference_mode(False), torch.enable_grad():
-            self.training_model = setup.bridge.TrainingModel(setup.model, setup.patch(self.network))
+            patch = setup.patch(self.network, what_if_memo=variant == WHAT_IF)
+            self.training_model = setup.bridge.TrainingModel(setup.model, patch)
         pixels = latent_size * 8
         self.conds = self.training_model.conditioning(cond.expand(batch, -1, -1).contiguous(), pooled, pixels, pixels)
         self.optimizer = None
@@ -119,11 +137,12 @@ class TrainStep:
 def case_train_time(args: dict[str, Any]) -> dict[str, Any]:
     """Median seconds per train step, ours and baseline interleaved in one process."""
     setup = BenchSetup(args["model_channels"])
-    steps = {v: TrainStep(setup, v, args["batch"], args["latent"]) for v in ("baseline", "ours")}
-    times = interleaved(steps, warmup=args["warmup"], repeats=args["repeats"])
-    out = {"baseline": median(times["baseline"]), "ours": median(times["ours"]), "samples": times,
-           "unet_params": setup.unet_params, "widths": list(setup.widths),
-           "hypernetwork_params": sum(p.numel() for p in steps["ours"].network.parameters())}
+    variants = ["baseline", "ours"] + ([WHAT_IF] if args.get("what_if") else [])
+    steps = {v: TrainStep(setup, v, args["batch"], args["latent"]) for v in variants}
+    times = interleaved(steps, warmup=args["warmup"], repeats=args["repeats"], clock=args["clock"])
+    out = {v: median(times[v]) for v in variants}
+    out.update({"samples": times, "unet_params": setup.unet_params, "widths": list(setup.widths),
+           "hypernetwork_params": sum(p.numel() for p in steps["ours"].network.parameters())})
     if args.get("flops"):
         out["flops"] = {v: count_flops(setup.torch, steps[v]) for v in steps}
     for step in steps.values():
@@ -144,8 +163,9 @@ def count_flops(torch, step: TrainStep) -> int:
 def case_train_memory(args: dict[str, Any]) -> dict[str, Any]:
     """Peak RSS growth of a few train steps of one variant (run each variant in its own process).
 
-    Measured as ru_maxrss after the steps minus the RSS just before the first step: the working
-    set of training (activations saved for backward, gradients, optimizer state), without the
+    The high-water RSS is reset once the model copy is loaded (Linux /proc/self/clear_refs), so
+    the figure is the peak during the steps minus the RSS just before them: the working set of
+    training (activations saved for backward, gradients, optimizer state), without the
     interpreter, torch, the host and the model copies, which are the same for both variants.
     """
     setup = BenchSetup(args["model_channels"])
@@ -153,25 +173,109 @@ def case_train_memory(args: dict[str, Any]) -> dict[str, Any]:
     import gc
 
     gc.collect()
-    before, peak_before = rss_bytes(), peak_rss_bytes()
+    trim_malloc()
+    before = rss_bytes()
+    reset = reset_peak_rss()
     for _ in range(args.get("steps", 3)):
         step()
-    peak_after = peak_rss_bytes()
+    peak = peak_rss_bytes()
     step.close()
-    return {"before": before, "peak_before": peak_before, "peak": peak_after,
-            "growth": peak_after - before, "valid": peak_after > peak_before}
+    return {"before": before, "peak": peak, "growth": peak - before, "valid": reset}
+
+
+def case_train_point(args: dict[str, Any]) -> dict[str, Any]:
+    """One point of the resolution/batch sweep (`--scaling`): median time of `steps` train steps of
+    one variant after one warm-up, and the peak RSS growth during them (as case_train_memory)."""
+    import gc
+    import time
+
+    setup = BenchSetup(args["model_channels"])
+    step = TrainStep(setup, args["variant"], args["batch"], args["latent"])
+    step()
+    gc.collect()
+    trim_malloc()
+    before = rss_bytes()
+    reset_peak_rss()
+    cpu, wall = [], []
+    for _ in range(args["steps"]):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        step()
+        cpu.append(time.process_time() - cpu0)
+        wall.append(time.perf_counter() - wall0)
+    growth = peak_rss_bytes() - before
+    flops = count_flops(setup.torch, step)
+    step.close()
+    return {"cpu": median(cpu), "wall": median(wall), "growth": growth, "flops": flops}
+
+
+SD1_FULL = {"model_channels": 320, "num_res_blocks": [2, 2, 2, 2], "channel_mult": [1, 2, 4, 4],
+            "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "transformer_depth_output": [1] * 9 + [0] * 3}
+
+
+def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs (FlopCounterMode) of the real SD1.5 UNet shape, counted on the `meta` device (shapes
+    only, no arithmetic and no memory): a train step (forward + backward; baseline to the input,
+    ours to a 1,2,1 network on widths 320, 640, 1280, 768) at batch 1, and one sampling model call
+    (cond + uncond, batch 2), each at `latent` x `latent` latents. For the GPU estimate."""
+    env = import_host()
+    torch, tiny, hn = env.torch, env.tiny, env.pack.hypernet
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = tiny.MODEL_CONFIGS["sd1"](dict(bench_unet_config(320), **SD1_FULL))
+    config.set_inference_dtype(torch.float32, None)
+    unet = config.get_model({}, "", device=torch.device("meta")).diffusion_model
+    for param in unet.parameters():
+        param.requires_grad_(False)
+    bridge = env.pack.nodes.bridge  # the same pre-hooks TrainingModel adds (host's in-place adds)
+    for norm in bridge._block_norms(unet):
+        norm.register_forward_pre_hook(bridge._clone_input)
+    widths = [320, 640, 1280, 768]
+    network = hn.module.Hypernetwork.create(hn.config.HypernetworkConfig(
+        name="paper", sizes=widths, layer_structure=[1, 2, 1], activation_func="relu")).to("meta")
+    latent = args["latent"]
+
+    def flops(fn) -> int:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return int(counter.get_total_flops())
+
+    def call(patch, batch, train):
+        options = {"patches": {"attn1_patch": [patch], "attn2_patch": [patch]}} if patch is not None else {}
+        x = torch.randn(batch, 4, latent, latent, device="meta", requires_grad=train and patch is None)
+        context = torch.randn(batch, 77, 768, device="meta")
+        out = unet(x, timesteps=torch.ones(batch, device="meta"), context=context, transformer_options=options)
+        if train:
+            out.float().square().mean().backward()
+
+    Patch = hn.patch.HypernetworkPatch
+    out = {"hypernetwork_params": sum(p.numel() for p in network.parameters())}
+    for train, batch, label in ((True, 1, "train"), (False, 2, "sample")):
+        network.train(train)
+        for name, patch in (("baseline", None), ("ours", Patch([(network, 1.0)])),
+                            (WHAT_IF, width_keyed_patch_class(Patch)([(network, 1.0)]))):
+            with torch.set_grad_enabled(train):
+                out[f"{label}_{name}"] = flops(lambda: call(patch, batch, train))
+    return out
 
 
 def case_sampling(args: dict[str, Any]) -> dict[str, Any]:
-    """Median seconds of a KSampler run (euler, cfg 7: cond and uncond batched) with and without
-    a 1,2,1 hypernetwork applied by the pack's ApplyHypernetwork path, interleaved."""
+    """Median seconds of a KSampler run (euler, cfg 7: cond and uncond batched) without a
+    hypernetwork (baseline) and with a 1,2,1 network on every attention width applied through
+    the pack's ApplyHypernetwork path (ours), interleaved. Extra variant `ours_context_only`: a
+    network with only the 768 (text context) width, which isolates the patch mechanism's overhead
+    from the network's own arithmetic on the self-attention inputs."""
     setup = BenchSetup(args["model_channels"])
     torch, bridge = setup.torch, setup.bridge
-    from hn_pack.nodes.apply import apply_to_model
+    apply_to_model = importlib.import_module(f"{PACK_NAME}.nodes.apply").apply_to_model
 
     network = setup.network()
     network.eval()
-    patched = apply_to_model(setup.model, network, 1.0)
+    context_only = setup.network("bench_ctx", sizes=[768])
+    context_only.eval()
+    models = {"baseline": setup.model, "ours": apply_to_model(setup.model, network, 1.0),
+              "ours_context_only": apply_to_model(setup.model, context_only, 1.0)}
+    if args.get("what_if"):
+        models[WHAT_IF] = bridge.with_attention_patch(setup.model, setup.patch(network, what_if_memo=True))
     pixels = args["latent"] * 8
     with torch.inference_mode():
         positive = bridge.encode_prompt(setup.clip, PROMPT)
@@ -184,9 +288,11 @@ def case_sampling(args: dict[str, Any]) -> dict[str, Any]:
                 bridge.sample(model, 7, args["steps"], 7.0, "euler", "normal", positive, negative, latent)
         return go
 
-    times = interleaved({"baseline": run(setup.model), "ours": run(patched)},
-                        warmup=args["warmup"], repeats=args["repeats"])
-    return {"baseline": median(times["baseline"]), "ours": median(times["ours"]), "samples": times}
+    times = interleaved({name: run(model) for name, model in models.items()},
+                        warmup=args["warmup"], repeats=args["repeats"], clock=args["clock"])
+    out = {name: median(values) for name, values in times.items()}
+    out["samples"] = times
+    return out
 
 
 def case_profile_train(args: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +312,8 @@ def case_profile_train(args: dict[str, Any]) -> dict[str, Any]:
 CASES = {
     "train_time": case_train_time,
     "train_memory": case_train_memory,
+    "train_point": case_train_point,
+    "paper_flops": case_paper_flops,
     "sampling": case_sampling,
     "profile_train": case_profile_train,
 }

@@ -30,11 +30,22 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------ child processes
 
 
-def run_child(case: str, args: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
-    """Run `case` in a fresh interpreter (same Python, same environment); return its result dict."""
+def run_child(case: str, args: dict[str, Any], threads: int = 0, exact_rss: bool = False,
+              timeout: float = 900.0) -> dict[str, Any]:
+    """Run `case` in a fresh interpreter (same Python, same environment); return its result dict.
+
+    threads > 0 caps the math libraries' thread pools (OpenMP/MKL, which torch uses) in the child.
+    exact_rss: glibc serves every allocation above 64 KiB with its own mmap and unmaps it on free
+    (a fixed threshold, which also turns off glibc's adaptive one), so RSS follows live memory.
+    """
     cmd = [sys.executable, str(BENCH_DIR / "run.py"), "--child", case, json.dumps(args)]
+    env = dict(os.environ)
+    if threads > 0:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if exact_rss:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(REPO_ROOT))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(REPO_ROOT), env=env)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX):])
@@ -62,32 +73,68 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """High-water RSS of this process since it started (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """High-water RSS of this process: VmHWM from /proc (can be reset, see `reset_peak_rss`),
+    else ru_maxrss (since the process started; KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def trim_malloc() -> None:
+    """Hand memory freed by the C allocator back to the OS (glibc), so RSS shows live memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak_rss() -> bool:
+    """Reset the high-water RSS to the current RSS (Linux >= 4.0: write 5 to /proc/self/clear_refs).
+    False where that is not possible; then the peak includes everything since the process started."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------ timing
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+CLOCKS = ("cpu", "wall")
 
 
-def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per call for each variant, measured in turns (A B A B ...) so that load from other
-    processes on a shared machine hits every variant alike. The order alternates each round."""
+def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, repeats: int,
+                clock: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per call for each variant on `clock`, measured in turns (A B A B ...) so that load
+    from other processes on a shared machine hits every variant alike; the order alternates
+    each round. clock "cpu" is this process's CPU time (all its threads), "wall" the elapsed time.
+    The other clock's samples are kept under the key "<name>@wall" / "<name>@cpu"."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock {clock!r} is invalid; use one of {CLOCKS}")
     names = list(variants)
     for _ in range(warmup):
         for name in names:
             variants[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
+    other = "wall" if clock == "cpu" else "cpu"
+    times: dict[str, list[float]] = {}
     for round_index in range(repeats):
         order = names if round_index % 2 == 0 else list(reversed(names))
         for name in order:
-            times[name].append(timed(variants[name]))
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            variants[name]()
+            spent = {"cpu": time.process_time() - cpu0, "wall": time.perf_counter() - wall0}
+            times.setdefault(name, []).append(spent[clock])
+            times.setdefault(f"{name}@{other}", []).append(spent[other])
     return times
 
 

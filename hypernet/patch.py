@@ -66,10 +66,13 @@ class HypernetworkPatch:
                 continue
             if network.device != k.device:  # host did not call .to(); follow the activations
                 network.to(k.device)
+            # Cross-attention (k is the text context, not q) repeats the same input in every layer;
+            # self-attention inputs differ per layer, so they are never memoised (nor retained).
+            reuse = k is not q
             if k_pair is not None:
-                k = self._run(index, 0, k_pair[0], k, strength)
+                k = self._run(index, 0, k_pair[0], k, strength) if reuse else k_pair[0](k, strength)
             if v_pair is not None:
-                v = self._run(index, 1, v_pair[1], v, strength)
+                v = self._run(index, 1, v_pair[1], v, strength) if reuse else v_pair[1](v, strength)
         return q, k, v
 
     def _run(self, entry: int, slot: int, module: torch.nn.Module, x: torch.Tensor, strength: float) -> torch.Tensor:
@@ -83,7 +86,7 @@ class HypernetworkPatch:
         """
         if module.training and any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in module.modules()):
             return module(x, strength)  # each layer draws its own dropout mask, as in A1111
-        key = (entry, slot)
+        key = (entry, slot, x.shape[-1])
         weights_version = sum(p._version for p in module.parameters())
         # Inference tensors (ComfyUI samples in inference mode) have no version counter; the host
         # never edits the context in place, and identity is still checked.

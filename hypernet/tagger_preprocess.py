@@ -44,6 +44,9 @@ def image_from_array(array: Any) -> Image.Image:
 
 def composite_on_white(image: Image.Image) -> Image.Image:
     """RGB image with any transparency composited over white."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if not has_alpha:
+        return image if image.mode == "RGB" else image.convert("RGB")  # no copy: nothing to composite
     rgba = image.convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
     return Image.alpha_composite(canvas, rgba).convert("RGB")

@@ -174,14 +174,15 @@ def test_same_context_tensor_is_computed_once_and_reused():
     calls = _count_forwards(k_module.linear)
     patch = HypernetworkPatch([(network, 1.0)])
     context = torch.randn(1, 5, 16)
-    first = patch(None, context, context, {})
-    second = patch(None, context, context, {})
+    hidden = torch.randn(1, 7, 16)
+    first = patch(hidden, context, context, {})
+    second = patch(hidden, context, context, {})
     assert len(calls) == 1 and second[1] is first[1]
-    patch(None, context.clone(), context, {})
+    patch(hidden, context.clone(), context, {})
     assert len(calls) == 2, "a different tensor must be recomputed"
     with torch.no_grad():
         next(k_module.parameters()).add_(1.0)
-    again = patch(None, context, context, {})
+    again = patch(hidden, context, context, {})
     assert len(calls) == 3, "changed weights must invalidate the memo"
     assert not torch.equal(again[1], first[1])
 
@@ -196,8 +197,8 @@ def test_dropout_in_training_is_never_memoised():
     calls = _count_forwards(network.pair(16)[0].linear)
     patch = HypernetworkPatch([(network, 1.0)])
     context = torch.randn(1, 5, 16)
-    patch(None, context, context, {})
-    patch(None, context, context, {})
+    patch(torch.randn(1, 7, 16), context, context, {})
+    patch(torch.randn(1, 7, 16), context, context, {})
     assert len(calls) == 2
 
 
@@ -211,6 +212,27 @@ def test_memo_works_on_inference_tensors():
     patch = HypernetworkPatch([(network, 1.0)])
     with torch.inference_mode():
         context = torch.randn(1, 5, 16)
-        first = patch(None, context, context, {})
-        second = patch(None, context, context, {})
+        hidden = torch.randn(1, 7, 16)
+        first = patch(hidden, context, context, {})
+        second = patch(hidden, context, context, {})
     assert second[1] is first[1]
+
+
+def test_memo_survives_interleaved_self_attention_calls():
+    """In a UNet every block calls attn1 (self, other widths) between two attn2 calls (context)."""
+    from hypernet.config import HypernetworkConfig
+    from hypernet.module import Hypernetwork
+    from hypernet.patch import HypernetworkPatch
+
+    network = Hypernetwork.create(HypernetworkConfig(name="unet_like", sizes=[16, 8]))
+    calls = _count_forwards(network.pair(16)[0].linear)
+    self_calls = _count_forwards(network.pair(8)[0].linear)
+    patch = HypernetworkPatch([(network, 1.0)])
+    context = torch.randn(1, 5, 16)
+    for _ in range(4):
+        hidden = torch.randn(1, 9, 8)
+        patch(hidden, hidden, hidden, {})  # attn1: self-attention, width 8
+        patch(torch.randn(1, 9, 8), context, context, {})  # attn2: the shared text context
+    assert len(calls) == 1, "the context's K module must run once for all cross-attention layers"
+    assert len(self_calls) == 4, "self-attention inputs differ per layer and are always computed"
+    assert not any(key[2] == 8 for key in patch._memo), "self-attention results are not retained"

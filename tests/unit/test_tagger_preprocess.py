@@ -66,3 +66,18 @@ def test_load_image_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6  # rotate 90 CW on display
     img.save(tmp_path / "r.jpg", exif=exif)
     assert load_image(tmp_path / "r.jpg").size == (2, 4)
+
+
+def test_composite_skips_images_without_alpha_and_keeps_transparency_rules():
+    from PIL import Image
+
+    from hypernet.tagger_preprocess import composite_on_white
+
+    rgb = Image.new("RGB", (4, 4), (10, 20, 30))
+    assert composite_on_white(rgb) is rgb, "an opaque RGB image needs no copy"
+    clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert composite_on_white(clear).getpixel((0, 0)) == (255, 255, 255)
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([0, 0, 0] * 256)
+    palette.info["transparency"] = 0
+    assert composite_on_white(palette).getpixel((0, 0)) == (255, 255, 255)

@@ -1,0 +1,301 @@
+"""The performance budget, measured as ratios against baselines taken in the same run.
+
+    bash scripts/bench.sh              # every case (~10 minutes on 2 CPU cores)
+    bash scripts/bench.sh --quick      # small sizes, a smoke test of the bench itself (~2 minutes)
+    bash scripts/bench.sh --cases train,sampling --what-if memo
+
+Prints a table and writes it to bench/results.json (a list of objects with the keys case, ours,
+baseline, ratio, goal, pass). Every case runs in its own child process; see bench/README.md for
+what each case measures and how.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.harness import emit_result, run_child  # noqa: E402
+
+logger = logging.getLogger("bench")
+
+WHAT_IF = "ours_memo_by_width"  # see bench/cases_model.py
+CASE_GROUPS = ("train", "memory", "sampling", "tagger", "preprocess", "load")
+KB = 1024
+MB = 1024 * 1024
+
+
+@dataclass
+class Row:
+    case: str
+    ours: float
+    baseline: float
+    ratio: float
+    goal: str
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "ours": round(self.ours, 6), "baseline": round(self.baseline, 6),
+                "ratio": round(self.ratio, 4), "goal": self.goal, "pass": self.passed}
+
+
+def at_most(limit: float) -> tuple[str, Callable[[float], bool]]:
+    return f"<= {limit:.2f}", lambda ratio: ratio <= limit
+
+
+def at_least(limit: float) -> tuple[str, Callable[[float], bool]]:
+    return f">= {limit:.2f}", lambda ratio: ratio >= limit
+
+
+def make_row(case: str, ours: float, baseline: float, goal: tuple[str, Callable[[float], bool]]) -> Row:
+    ratio = ours / baseline if baseline else float("inf")
+    return Row(case, ours, baseline, ratio, goal[0], bool(goal[1](ratio)))
+
+
+# ------------------------------------------------------------------ settings
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    """Sizes and repeat counts; --quick shrinks everything to check the bench itself runs."""
+    if quick:
+        return {"model": {"model_channels": 32, "latent": 16, "warmup": 1, "repeats": 2},
+                "sampling_steps": 2, "tagger": {"size": 224, "batch": 2, "images": 4, "image_width": 512,
+                                                "image_height": 384, "repeats": 2, "standin_width": 32},
+                "preprocess": {"images": 4, "image_width": 768, "image_height": 512, "repeats": 1},
+                "load": (1_000, 10_000)}
+    return {"model": {"model_channels": 64, "latent": 32, "warmup": 1, "repeats": 5},
+            "sampling_steps": 4, "tagger": {"size": 448, "batch": 4, "images": 4, "image_width": 1024,
+                                            "image_height": 768, "repeats": 3, "standin_width": 256},
+            "preprocess": {"images": 12, "image_width": 1024, "image_height": 768, "repeats": 3},
+            "load": (10_000, 100_000)}
+
+
+# ------------------------------------------------------------------ cases
+
+
+def bench_train(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    rows = []
+    goal = at_most(1.10)
+    for batch in (1, 2):
+        args = dict(cfg["model"], batch=batch, clock=opts.clock, flops=batch == 2, what_if="memo" in opts.what_if)
+        res = run_child("train_time", args, threads=opts.threads)
+        rows.append(make_row(f"train step, batch {batch} ({opts.clock} s)", res["ours"], res["baseline"], goal))
+        if batch == 2:
+            flops = res["flops"]
+            notes.append(f"bench UNet: {res['unet_params'] / 1e6:.1f} M parameters, attention widths "
+                         f"{res['widths']}; hypernetwork 1,2,1 on all of them: "
+                         f"{res['hypernetwork_params'] / 1e6:.2f} M parameters")
+            notes.append("train step FLOPs (torch FlopCounterMode, batch 2): baseline "
+                         f"{flops['baseline'] / 1e9:.1f} G, ours {flops['ours'] / 1e9:.1f} G "
+                         f"(ratio {flops['ours'] / flops['baseline']:.2f})"
+                         + "".join(f", {k} {v / 1e9:.1f} G (ratio {v / flops['baseline']:.2f})"
+                                   for k, v in flops.items() if k not in ("baseline", "ours")))
+        for key in res:
+            if key.startswith("ours_") and "@" not in key:
+                notes.append(f"train step batch {batch}, what-if {key}: {res[key]:.3f} s "
+                             f"(ratio {res[key] / res['baseline']:.2f})")
+    return rows
+
+
+def bench_memory(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    args = dict(cfg["model"], batch=2, steps=2)
+    variants = ["baseline", "ours"] + ([WHAT_IF] if "memo" in opts.what_if else [])
+    measured = {}
+    for variant in variants:
+        measured[variant] = run_child("train_memory", dict(args, variant=variant), threads=opts.threads,
+                                      exact_rss=True)
+        if not measured[variant]["valid"]:
+            notes.append(f"train memory {variant}: cannot reset the RSS high-water mark here (no "
+                         "/proc/self/clear_refs); the figure includes building the model")
+    notes.append("train memory: RSS before the steps (interpreter, torch, host, model copy): baseline "
+                 f"{measured['baseline']['before'] / MB:.0f} MB, ours {measured['ours']['before'] / MB:.0f} MB")
+    if WHAT_IF in measured:
+        growth = measured[WHAT_IF]["growth"]
+        notes.append(f"train memory {WHAT_IF}: {growth / MB:.0f} MB "
+                     f"(ratio {growth / measured['baseline']['growth']:.2f})")
+    return [make_row("train peak memory, batch 2 (MB above the loaded model)",
+                     measured["ours"]["growth"] / MB, measured["baseline"]["growth"] / MB, at_most(1.10))]
+
+
+def bench_sampling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    args = dict(cfg["model"], batch=1, steps=cfg["sampling_steps"], clock=opts.clock, what_if="memo" in opts.what_if)
+    res = run_child("sampling", args, threads=opts.threads)
+    for key in res:
+        if key.startswith("ours_") and "@" not in key:
+            notes.append(f"sampling {key}: {res[key]:.3f} s (ratio {res[key] / res['baseline']:.2f})")
+    return [make_row(f"sampling, euler {cfg['sampling_steps']} steps cfg 7, 1,2,1 network ({opts.clock} s)",
+                     res["ours"], res["baseline"], at_most(1.03))]
+
+
+def bench_tagger(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    args = dict(cfg["tagger"], clock=opts.clock, threads=opts.threads)
+    res = run_child("tagger", args, threads=opts.threads)
+    t = cfg["tagger"]
+    notes.append(f"tagger: stand-in model {res['standin_gflops_per_image']:.1f} GFLOPs per image at "
+                 f"{t['size']} px; the pack's preprocessing of a {t['image_width']}x{t['image_height']} image: "
+                 f"{res['preprocess_ms_per_image']:.1f} ms ({opts.clock})")
+    return [make_row(f"tagger through the node, batch {t['batch']} at {t['size']} px (images/s)",
+                     res["ours"], res["baseline"], at_least(0.90))]
+
+
+def bench_preprocess(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    workers = 2
+    res = run_child("preprocess", dict(cfg["preprocess"], workers=workers))
+    notes.append(f"preprocess: {res['cpu_count']} CPUs, load average before/after "
+                 f"{res['load_average'][0]:.1f}/{res['load_average'][1]:.1f}; the speed-up the machine allowed "
+                 f"meanwhile (control: sha256 on {workers} threads vs 1) {res['ceiling']:.2f}x, so "
+                 f"preprocess reached {res['ours'] / res['baseline'] / res['ceiling']:.0%} of it")
+    return [make_row(f"preprocess, {workers} workers vs 1 (source images/s, wall)", res["ours"], res["baseline"],
+                     at_least(1.80))]
+
+
+def bench_load(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    small, large = cfg["load"]
+    with tempfile.TemporaryDirectory(prefix="hn_bench_load_") as tmp:
+        folders = {}
+        for n in (small, large):
+            folders[n] = os.path.join(tmp, f"n{n}")
+            made = run_child("make_files", {"folder": folders[n], "count": n})
+            notes.append(f"LoadDataset: wrote {n} PNGs ({made['png_bytes']} bytes each) + captions "
+                         f"in {made['seconds']:.1f} s")
+        timing = {n: run_child("load_dataset", {"folder": folders[n], "mode": "time",
+                                                "repeats": 3 if n == small else 1}) for n in (small, large)}
+        memory = {n: run_child("load_dataset", {"folder": folders[n], "mode": "memory"}) for n in (small, large)}
+    for n in (small, large):
+        notes.append(f"LoadDataset {n} files: {timing[n]['cpu']:.2f} s CPU, {timing[n]['wall']:.2f} s wall; "
+                     f"tracemalloc retained {memory[n]['retained_per_item']:.0f} B/item, peak "
+                     f"{memory[n]['peak_per_item']:.0f} B/item; RSS growth {timing[n]['rss_growth_per_item']:.0f} B/item")
+    factor = large / small
+    scale = make_row(f"LoadDataset {large} files vs {factor:g} x {small} (CPU s)", timing[large]["cpu"],
+                     factor * timing[small]["cpu"], at_most(1.20))
+    per_item = memory[large]["retained_per_item"]
+    mem = Row(f"LoadDataset memory per item at {large} vs {small} (bytes)", per_item,
+              memory[small]["retained_per_item"], per_item / memory[small]["retained_per_item"],
+              "< 2048 B/item", per_item < 2 * KB)
+    return [scale, mem]
+
+
+def bench_scaling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    """Not a budget row: how an `ours` train step scales with resolution and batch (for README)."""
+    base = cfg["model"]["latent"]
+    points = [(1, base), (1, base * 3 // 2), (1, base * 2), (2, base), (4, base)]
+    lines = ["| image px | batch | step (cpu s) | step (wall s) | GFLOPs | peak above model (MB) |",
+             "|---|---|---|---|---|---|"]
+    for batch, latent in points:
+        res = run_child("train_point", dict(cfg["model"], variant="ours", batch=batch, latent=latent, steps=2),
+                        threads=opts.threads, exact_rss=True)
+        lines.append(f"| {latent * 8} | {batch} | {res['cpu']:.2f} | {res['wall']:.2f} | {res['flops'] / 1e9:.1f} | "
+                     f"{res['growth'] / MB:.0f} |")
+    notes.append("train step scaling (ours, bench UNet):\n" + "\n".join(lines))
+    paper = run_child("paper_flops", {"latent": 64})
+    for label in ("train", "sample"):
+        base = paper[f"{label}_baseline"]
+        notes.append(f"SD1.5-shaped UNet at 512 px ({'train step, batch 1' if label == 'train' else 'one cfg model call'}"
+                     f", counted on the meta device): baseline {base / 1e12:.2f} TFLOPs"
+                     + "".join(f", {k} x{paper[f'{label}_{k}'] / base:.3f}" for k in ("ours", WHAT_IF)))
+    notes.append(f"SD1.5 1,2,1 network on 320/640/1280/768: {paper['hypernetwork_params'] / 1e6:.1f} M parameters")
+    return []
+
+
+GROUPS: dict[str, Callable[[dict, argparse.Namespace, list[str]], list[Row]]] = {
+    "train": bench_train, "memory": bench_memory, "sampling": bench_sampling,
+    "tagger": bench_tagger, "preprocess": bench_preprocess, "load": bench_load, "scaling": bench_scaling,
+}
+
+
+# ------------------------------------------------------------------ output
+
+
+def format_table(rows: list[Row]) -> str:
+    header = ("case", "ours", "baseline", "ratio", "goal", "pass")
+    body = [(r.case, f"{r.ours:.4g}", f"{r.baseline:.4g}", f"{r.ratio:.2f}", r.goal, "yes" if r.passed else "NO")
+            for r in rows]
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths)) + " |" for line in [header] + body]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def write_results(rows: list[Row], path: Path) -> None:
+    from hypernet.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Measure the pack's performance budget as ratios.")
+    parser.add_argument("--quick", action="store_true", help="small sizes: check that the bench runs (~2 min)")
+    parser.add_argument("--cases", default=",".join(CASE_GROUPS),
+                        help=f"comma-separated subset of {','.join(CASE_GROUPS)} (default: all), or 'scaling' "
+                             "(not in the default run): train step time and memory vs resolution and batch")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time measure for the ratio cases: this process's CPU time (default; robust "
+                             "on a shared machine) or wall time; preprocess always uses wall time")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for torch and onnxruntime in the ratio cases (default 1; 0 = library default)")
+    parser.add_argument("--what-if", default="", help="'memo': also measure the proposed K/V memo fix")
+    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results.json"), help="where to write the JSON")
+    parser.add_argument("--child", nargs=2, metavar=("CASE", "ARGS_JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    unknown = set(args.cases.split(",")) - set(GROUPS)
+    if unknown:
+        parser.error(f"--cases: unknown {sorted(unknown)}; choose from {','.join(GROUPS)}")
+    return args
+
+
+def child_main(case: str, args_json: str) -> None:
+    from bench import cases_data, cases_model
+
+    cases = {**cases_model.CASES, **cases_data.CASES}
+    if case not in cases:
+        raise SystemExit(f"unknown bench case {case!r}; one of {sorted(cases)}")
+    args = json.loads(args_json)
+    if args.get("threads") and case in cases_model.CASES:
+        import torch
+
+        torch.set_num_threads(int(args["threads"]))
+    emit_result(cases[case](args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s", stream=sys.stderr)
+    if opts.child:
+        child_main(*opts.child)
+        return 0
+    cfg = settings(opts.quick)
+    cfg["model"]["threads"] = opts.threads
+    rows: list[Row] = []
+    notes: list[str] = []
+    started = time.perf_counter()
+    for group in opts.cases.split(","):
+        logger.info("running %s ...", group)
+        group_started = time.perf_counter()
+        try:
+            rows += GROUPS[group](cfg, opts, notes)
+        except RuntimeError as exc:  # a failed child: report it and go on with the other cases
+            logger.error("%s failed: %s", group, exc)
+            notes.append(f"{group}: FAILED, see the log above")
+        logger.info("%s done in %.0f s", group, time.perf_counter() - group_started)
+    print(format_table(rows))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    print(f"- total {time.perf_counter() - started:.0f} s; clock {opts.clock}, threads {opts.threads or 'default'}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    write_results(rows, Path(opts.out))
+    return 1 if any("FAILED" in n for n in notes) else 0  # a missed goal is a result, a crash is not
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
