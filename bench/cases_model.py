@@ -17,7 +17,6 @@ from .harness import PACK_NAME, import_host, interleaved, median, peak_rss_bytes
 logger = logging.getLogger(__name__)
 
 PROMPT = "a photo of a red circle on a white background"
-WHAT_IF = "ours_memo_by_width"  # the variant with the proposed memo fix (only with --what-if memo)
 
 
 def bench_unet_config(model_channels: int) -> dict:
@@ -65,24 +64,9 @@ class BenchSetup:
             network = self.hn.module.Hypernetwork.create(cfg)
         return self.hn.trainer.copy_network(network)  # trainable tensors, as the training node does
 
-    def patch(self, network=None, what_if_memo: bool = False):
-        Patch = width_keyed_patch_class(self.hn.patch.HypernetworkPatch) if what_if_memo else self.hn.patch.HypernetworkPatch
+    def patch(self, network=None):
+        Patch = self.hn.patch.HypernetworkPatch
         return Patch([(network, 1.0)]) if network is not None else Patch()
-
-
-def width_keyed_patch_class(base: type) -> type:
-    """What-if (`--what-if memo`): the pack's patch with its K/V memo keyed by attention width too.
-
-    The pack keys the memo by (entry, slot) only; in a UNet every block calls the patch for
-    self-attention (attn1) and then for cross-attention (attn2), so the attn1 call overwrites the
-    context's entry and the memo never hits. Folding the width into the key is the proposed fix.
-    """
-
-    class WidthKeyedPatch(base):
-        def _run(self, entry, slot, module, x, strength):
-            return super()._run((entry, x.shape[-1]), slot, module, x, strength)
-
-    return WidthKeyedPatch
 
 
 class TrainStep:
@@ -105,7 +89,7 @@ class TrainStep:
         self.x0 = torch.randn(batch, 4, latent_size, latent_size, generator=gen)
         self.network = setup.network() if variant != "baseline" else None
         with torch.inference_mode(False), torch.enable_grad():
-            patch = setup.patch(self.network, what_if_memo=variant == WHAT_IF)
+            patch = setup.patch(self.network)
             self.training_model = setup.bridge.TrainingModel(setup.model, patch)
         pixels = latent_size * 8
         self.conds = self.training_model.conditioning(cond.expand(batch, -1, -1).contiguous(), pooled, pixels, pixels)
@@ -137,7 +121,7 @@ class TrainStep:
 def case_train_time(args: dict[str, Any]) -> dict[str, Any]:
     """Median seconds per train step, ours and baseline interleaved in one process."""
     setup = BenchSetup(args["model_channels"])
-    variants = ["baseline", "ours"] + ([WHAT_IF] if args.get("what_if") else [])
+    variants = ["baseline", "ours"]
     steps = {v: TrainStep(setup, v, args["batch"], args["latent"]) for v in variants}
     times = interleaved(steps, warmup=args["warmup"], repeats=args["repeats"], clock=args["clock"])
     out = {v: median(times[v]) for v in variants}
@@ -251,8 +235,7 @@ def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
     out = {"hypernetwork_params": sum(p.numel() for p in network.parameters())}
     for train, batch, label in ((True, 1, "train"), (False, 2, "sample")):
         network.train(train)
-        for name, patch in (("baseline", None), ("ours", Patch([(network, 1.0)])),
-                            (WHAT_IF, width_keyed_patch_class(Patch)([(network, 1.0)]))):
+        for name, patch in (("baseline", None), ("ours", Patch([(network, 1.0)]))):
             with torch.set_grad_enabled(train):
                 out[f"{label}_{name}"] = flops(lambda: call(patch, batch, train))
     return out
@@ -274,8 +257,6 @@ def case_sampling(args: dict[str, Any]) -> dict[str, Any]:
     context_only.eval()
     models = {"baseline": setup.model, "ours": apply_to_model(setup.model, network, 1.0),
               "ours_context_only": apply_to_model(setup.model, context_only, 1.0)}
-    if args.get("what_if"):
-        models[WHAT_IF] = bridge.with_attention_patch(setup.model, setup.patch(network, what_if_memo=True))
     pixels = args["latent"] * 8
     with torch.inference_mode():
         positive = bridge.encode_prompt(setup.clip, PROMPT)

@@ -2,7 +2,7 @@
 
     bash scripts/bench.sh              # every case (~10 minutes on 2 CPU cores)
     bash scripts/bench.sh --quick      # small sizes, a smoke test of the bench itself (~2 minutes)
-    bash scripts/bench.sh --cases train,sampling --what-if memo
+    bash scripts/bench.sh --cases train,sampling
 
 Prints a table and writes it to bench/results.json (a list of objects with the keys case, ours,
 baseline, ratio, goal, pass). Every case runs in its own child process; see bench/README.md for
@@ -29,7 +29,6 @@ from bench.harness import emit_result, run_child  # noqa: E402
 
 logger = logging.getLogger("bench")
 
-WHAT_IF = "ours_memo_by_width"  # see bench/cases_model.py
 CASE_GROUPS = ("train", "memory", "sampling", "tagger", "preprocess", "load")
 KB = 1024
 MB = 1024 * 1024
@@ -87,7 +86,7 @@ def bench_train(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[R
     rows = []
     goal = at_most(1.10)
     for batch in (1, 2):
-        args = dict(cfg["model"], batch=batch, clock=opts.clock, flops=batch == 2, what_if="memo" in opts.what_if)
+        args = dict(cfg["model"], batch=batch, clock=opts.clock, flops=batch == 2)
         res = run_child("train_time", args, threads=opts.threads)
         rows.append(make_row(f"train step, batch {batch} ({opts.clock} s)", res["ours"], res["baseline"], goal))
         if batch == 2:
@@ -100,16 +99,12 @@ def bench_train(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[R
                          f"(ratio {flops['ours'] / flops['baseline']:.2f})"
                          + "".join(f", {k} {v / 1e9:.1f} G (ratio {v / flops['baseline']:.2f})"
                                    for k, v in flops.items() if k not in ("baseline", "ours")))
-        for key in res:
-            if key.startswith("ours_") and "@" not in key:
-                notes.append(f"train step batch {batch}, what-if {key}: {res[key]:.3f} s "
-                             f"(ratio {res[key] / res['baseline']:.2f})")
     return rows
 
 
 def bench_memory(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
     args = dict(cfg["model"], batch=2, steps=2)
-    variants = ["baseline", "ours"] + ([WHAT_IF] if "memo" in opts.what_if else [])
+    variants = ["baseline", "ours"]
     measured = {}
     for variant in variants:
         measured[variant] = run_child("train_memory", dict(args, variant=variant), threads=opts.threads,
@@ -119,16 +114,12 @@ def bench_memory(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[
                          "/proc/self/clear_refs); the figure includes building the model")
     notes.append("train memory: RSS before the steps (interpreter, torch, host, model copy): baseline "
                  f"{measured['baseline']['before'] / MB:.0f} MB, ours {measured['ours']['before'] / MB:.0f} MB")
-    if WHAT_IF in measured:
-        growth = measured[WHAT_IF]["growth"]
-        notes.append(f"train memory {WHAT_IF}: {growth / MB:.0f} MB "
-                     f"(ratio {growth / measured['baseline']['growth']:.2f})")
     return [make_row("train peak memory, batch 2 (MB above the loaded model)",
                      measured["ours"]["growth"] / MB, measured["baseline"]["growth"] / MB, at_most(1.10))]
 
 
 def bench_sampling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
-    args = dict(cfg["model"], batch=1, steps=cfg["sampling_steps"], clock=opts.clock, what_if="memo" in opts.what_if)
+    args = dict(cfg["model"], batch=1, steps=cfg["sampling_steps"], clock=opts.clock)
     res = run_child("sampling", args, threads=opts.threads)
     for key in res:
         if key.startswith("ours_") and "@" not in key:
@@ -202,7 +193,7 @@ def bench_scaling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list
         base = paper[f"{label}_baseline"]
         notes.append(f"SD1.5-shaped UNet at 512 px ({'train step, batch 1' if label == 'train' else 'one cfg model call'}"
                      f", counted on the meta device): baseline {base / 1e12:.2f} TFLOPs"
-                     + "".join(f", {k} x{paper[f'{label}_{k}'] / base:.3f}" for k in ("ours", WHAT_IF)))
+                     + "".join(f", {k} x{paper[f'{label}_{k}'] / base:.3f}" for k in ("ours",)))
     notes.append(f"SD1.5 1,2,1 network on 320/640/1280/768: {paper['hypernetwork_params'] / 1e6:.1f} M parameters")
     return []
 
@@ -243,7 +234,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "on a shared machine) or wall time; preprocess always uses wall time")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for torch and onnxruntime in the ratio cases (default 1; 0 = library default)")
-    parser.add_argument("--what-if", default="", help="'memo': also measure the proposed K/V memo fix")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results.json"), help="where to write the JSON")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "ARGS_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
