@@ -14,6 +14,8 @@ Kinds:
 """
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import threading
 from pathlib import Path
@@ -25,11 +27,15 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
 import comfy.sd1_clip
-import comfy.sd2_clip
 import comfy.sdxl_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.taesd.taesd
+
+try:  # current ComfyUI keeps the SD2 text encoder with the other text encoders
+    from comfy.text_encoders import sd2_clip as _sd2_clip
+except ImportError:  # the pinned early-2024 host
+    import comfy.sd2_clip as _sd2_clip
 
 CONFIG_DIR = Path(__file__).resolve().parent / "tiny_configs"
 KINDS = ("sd1", "sd2v", "sdxl")
@@ -123,6 +129,8 @@ def init_module(module: torch.nn.Module, seed: int) -> None:
             values = torch.zeros(param.shape)
         elif name.endswith("vae_scale"):
             values = torch.ones(param.shape)
+        elif name.endswith("vae_shift"):  # current hosts' TAESD only
+            values = torch.zeros(param.shape)
         else:
             values = torch.randn(param.shape, generator=gen) * 0.02
         param.copy_(values.to(param.dtype))
@@ -154,6 +162,7 @@ def _clip_json(name: str) -> str:
     return str(CONFIG_DIR / f"{name}.json")
 
 
+# Pinned-host text models (used by _build_clip_pinned only).
 class _TinyClipH(comfy.sd1_clip.SDClipModel):
     def __init__(self, device="cpu", dtype=None, **kwargs):
         super().__init__(device=device, dtype=dtype, layer="hidden", layer_idx=-2,
@@ -178,18 +187,62 @@ class _TinySDXLClip(comfy.sdxl_clip.SDXLClipModel):
             special_tokens={"start": 49406, "end": 49407, "pad": 0})
 
 
-def build_clip(kind: str, seed: int = 0) -> comfy.sd.CLIP:
+# Text encoders per kind: (tokenizer, stock text model, {model name: tiny config}) for hosts whose
+# CLIP takes `model_options` (their text models read `<model name>_model_config` overrides).
+_STOCK_CLIPS = {
+    "sd1": (comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel, {"clip_l": "clip_l"}),
+    "sd2v": (_sd2_clip.SD2Tokenizer, _sd2_clip.SD2ClipModel, {"clip_h": "clip_h"}),
+    "sdxl": (comfy.sdxl_clip.SDXLTokenizer, comfy.sdxl_clip.SDXLClipModel,
+             {"clip_l": "clip_l", "clip_g": "clip_g"}),
+}
+
+
+def _clip_takes_model_options() -> bool:
+    return "model_options" in inspect.signature(comfy.sd.CLIP.__init__).parameters
+
+
+def _build_clip_with_model_options(kind: str) -> comfy.sd.CLIP:
+    tokenizer, model, configs = _STOCK_CLIPS[kind]
+    overrides = {}
+    for model_name, config_name in configs.items():
+        with open(_clip_json(config_name)) as fh:
+            overrides[f"{model_name}_model_config"] = json.load(fh)
+    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(tokenizer, model), model_options=overrides)
+    _check_clip_shapes(clip, configs)
+    return clip
+
+
+def _check_clip_shapes(clip: comfy.sd.CLIP, configs: dict[str, str]) -> None:
+    """Fail loudly if the host ignored a tiny config (it would build a full-size text encoder)."""
+    for model_name, config_name in configs.items():
+        with open(_clip_json(config_name)) as fh:
+            expected = json.load(fh)["num_hidden_layers"]
+        encoder = getattr(clip.cond_stage_model, model_name)
+        if encoder.num_layers != expected:
+            raise RuntimeError(f"tiny {model_name} was built with {encoder.num_layers} layers, expected "
+                               f"{expected}: this host ignores '{model_name}_model_config'; "
+                               "update tiny_models.build_clip for it")
+
+
+def _build_clip_pinned(kind: str) -> comfy.sd.CLIP:
+    """Hosts without CLIP `model_options` (early 2024): tiny configs through constructor args."""
     if kind == "sd1":
         target = comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel)
         target.params = {"textmodel_json_config": _clip_json("clip_l")}
     elif kind == "sd2v":
-
-        target = comfy.supported_models_base.ClipTarget(comfy.sd2_clip.SD2Tokenizer, _TinySD2Clip)
-    elif kind == "sdxl":
-        target = comfy.supported_models_base.ClipTarget(comfy.sdxl_clip.SDXLTokenizer, _TinySDXLClip)
+        target = comfy.supported_models_base.ClipTarget(_sd2_clip.SD2Tokenizer, _TinySD2Clip)
     else:
+        target = comfy.supported_models_base.ClipTarget(comfy.sdxl_clip.SDXLTokenizer, _TinySDXLClip)
+    return comfy.sd.CLIP(target)
+
+
+def build_clip(kind: str, seed: int = 0) -> comfy.sd.CLIP:
+    if kind not in KINDS:
         raise ValueError(f"unknown tiny model kind {kind!r}; expected one of {KINDS}")
-    clip = comfy.sd.CLIP(target)
+    if _clip_takes_model_options():
+        clip = _build_clip_with_model_options(kind)
+    else:
+        clip = _build_clip_pinned(kind)
     init_module(clip.cond_stage_model, seed + 2)
     return clip
 
