@@ -24,8 +24,8 @@ _STACKABLE = {AxisType.NONE, AxisType.PROMPT_SR, AxisType.HYPERNETWORK}
 
 
 @dataclass(frozen=True)
-class CellSettings:
-    """Everything one cell is sampled with; `networks` = ((file name or CONNECTED, strength), ...)."""
+class SamplingSettings:
+    """What a plain sampling graph is built from (shared by the node's widgets and each cell)."""
 
     positive: str
     negative: str
@@ -37,6 +37,12 @@ class CellSettings:
     sampler_name: str
     scheduler: str
     clip_skip: int
+
+
+@dataclass(frozen=True)
+class CellSettings(SamplingSettings):
+    """Everything one cell is sampled with; `networks` = ((file name or CONNECTED, strength), ...)."""
+
     networks: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,19 +52,9 @@ class CellSettings:
 
 
 @dataclass(frozen=True)
-class BaseSettings:
+class BaseSettings(SamplingSettings):
     """The node's own widgets: the settings of every cell before the axes change them."""
 
-    positive: str
-    negative: str
-    width: int
-    height: int
-    seed: int
-    steps: int
-    cfg: float
-    sampler_name: str
-    scheduler: str
-    clip_skip: int
     strength: float = 1.0
     has_connected: bool = False
 
