@@ -371,10 +371,12 @@ class Trainer:
             network.eval()
             torch.set_rng_state(rng_state)
 
+    def _saved_current_step(self) -> bool:
+        return bool(self.checkpoints) and self.checkpoints[-1] == self.run_folder.checkpoint_path(self.network.step)
+
     def _cancel(self) -> TrainResult:
-        if not self.checkpoints or self.checkpoints[-1] != self.run_folder.checkpoint_path(self.network.step):
-            if self.network.step > 0:
-                self._save_checkpoint()
+        if not self._saved_current_step() and self.network.step > 0:
+            self._save_checkpoint()
         return self._result("cancelled", f"training cancelled at step {self.network.step}; "
                                          f"queue the graph again to resume from the last checkpoint")
 
@@ -383,7 +385,7 @@ class Trainer:
         return self._result("diverged", message)
 
     def _finish(self, stopped: str, message: str) -> TrainResult:
-        if not self.checkpoints or self.checkpoints[-1] != self.run_folder.checkpoint_path(self.network.step):
+        if not self._saved_current_step():
             self._save_checkpoint()
         final = None
         if self.final_path is not None:
