@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .captions_io import caption_from_filename, compile_word_regex, read_caption_file
 from .dataset import Dataset, DatasetItem
+from .folder_walk import is_real_dir, walk_sorted
 from .images import BAD_REASONS, DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, BadImageError, read_header
 
 log = logging.getLogger(__name__)
@@ -104,31 +105,23 @@ def _walk(root: str, recursive: bool, max_depth: int | None, repeats_mode: bool,
           stats: Counter) -> list[_Candidate]:
     """Deterministic listing: files of a folder sorted by name, then its subfolders sorted."""
     candidates: list[_Candidate] = []
-    stack: list[tuple[str, int]] = [(root, 0)]
-    while stack:
-        folder, depth = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
+    descend = None if recursive else (max_depth or 0)
+    for folder, depth, entries in walk_sorted(root, descend):
+        if isinstance(entries, OSError):
             if folder == root:
-                raise FileNotFoundError(f"cannot list dataset directory {root}: {exc}") from exc
-            log.warning("cannot list %s: %s", folder, exc)
+                raise FileNotFoundError(f"cannot list dataset directory {root}: {entries}") from entries
+            log.warning("cannot list %s: %s", folder, entries)
             stats["unlistable_folders"] += 1
             continue
         names = frozenset(e.name for e in entries)
         repeats = _folder_repeats(root, folder) if repeats_mode else None
-        subfolders: list[str] = []
+        subfolders = 0
         for entry in entries:
             if entry.name.startswith("."):
                 stats["hidden_entries"] += 1
                 continue
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                subfolders.append(entry.path)
+            if is_real_dir(entry):
+                subfolders += 1
                 continue
             if entry.is_symlink() and entry.is_dir():
                 stats["symlinked_folders_not_followed"] += 1
@@ -138,11 +131,8 @@ def _walk(root: str, recursive: bool, max_depth: int | None, repeats_mode: bool,
                 candidates.append(_Candidate(folder, entry.name, names, repeats, entry.is_symlink()))
             else:
                 stats["other_files"] += 1
-        if recursive or (max_depth is not None and depth < max_depth):
-            for sub in reversed(subfolders):
-                stack.append((sub, depth + 1))
-        elif subfolders:
-            stats["subfolders_not_scanned"] += len(subfolders)
+        if descend is not None and depth >= descend:
+            stats["subfolders_not_scanned"] += subfolders
     return candidates
 
 

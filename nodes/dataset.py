@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..hypernet.dataset_load import LoadResult, load_dataset
+from ..hypernet.folder_walk import is_real_dir, walk_sorted
 from ..hypernet.dataset_preview import preview_tensor
 from . import bridge
 from .sockets import CATEGORY_DATASET, HN_DATASET
@@ -39,25 +40,18 @@ def folder_fingerprint(root: Path, depth: int | None, caption_extension: str) ->
     """
     digest = hashlib.sha1()
     caption_extension = caption_extension.lower()
-    stack: list[tuple[str, int]] = [(str(root), 0)]
-    while stack:
-        folder, level = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            digest.update(f"unlistable:{folder}:{exc.errno}\n".encode())
+    for folder, _, entries in walk_sorted(str(root), depth):
+        if isinstance(entries, OSError):
+            digest.update(f"unlistable:{folder}:{entries.errno}\n".encode())
             continue
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             rel = os.path.relpath(entry.path, root)
+            if is_real_dir(entry):
+                digest.update(f"d:{rel}\n".encode())
+                continue
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    digest.update(f"d:{rel}\n".encode())
-                    if depth is None or level < depth:
-                        stack.append((entry.path, level + 1))
-                    continue
                 stat = entry.stat()
             except OSError:
                 digest.update(f"gone:{rel}\n".encode())
