@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from hypernet.config import HypernetworkConfig
 from hypernet.fileio import save_hypernetwork
 from hypernet.module import Hypernetwork
+from tests.support.networks import loud_weights
 from tests.support.graphs import Graph, tiny_txt2img
 from tests.support.server import PromptError
 
@@ -85,11 +85,7 @@ def write_checkpoints(folder, steps_by_name: dict[str, int]) -> None:
     for file_name, step in steps_by_name.items():
         config = HypernetworkConfig(name="mynet", layer_structure=[1, 2, 1], activation_func="relu",
                                     sizes=[768, 32, 64], seed=step)
-        network = Hypernetwork.create(config)
-        gen = torch.Generator().manual_seed(step)
-        with torch.no_grad():  # far larger than A1111's init so every checkpoint changes the image
-            for param in network.parameters():
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+        network = loud_weights(Hypernetwork.create(config), step)  # every checkpoint changes the image
         network.step = step
         save_hypernetwork(network, folder / file_name)
 

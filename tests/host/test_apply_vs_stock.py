@@ -16,6 +16,8 @@ import itertools
 import pytest
 import torch
 
+from tests.support.networks import loud_weights
+
 STOCK_ACTIVATIONS = ["linear", "relu", "leakyrelu", "elu", "swish", "tanh", "sigmoid", "softsign", "mish"]
 STRENGTHS = [0.0, 0.5, 1.0, -1.0]
 
@@ -46,10 +48,7 @@ def make_file(comfy_host, name, activation, layer_norm, seed=0, activate_output=
                                           is_layer_norm=layer_norm, activate_output=activate_output,
                                           sizes=[768, 32, 64], seed=seed)
     network = hn.module.Hypernetwork.create(config)
-    gen = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for param in network.parameters():
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+    loud_weights(network, seed + 100)
     path = comfy_host.models_dir / "hypernetworks" / f"{name}.pt"
     hn.fileio.save_hypernetwork(network, path)
     return f"{name}.pt"
@@ -134,10 +133,7 @@ def test_dropout_networks_are_deterministic_here_and_random_in_the_stock_loader(
     config = hn.config.HypernetworkConfig(name="dropout_net", layer_structure=[1, 2, 2, 1], sizes=[768, 32, 64],
                                           use_dropout=True, dropout_structure=[0, 0.3, 0.3, 0])
     network = hn.module.Hypernetwork.create(config)
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for param in network.parameters():
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+    loud_weights(network, 5)
     hn.fileio.save_pt(network, comfy_host.models_dir / "hypernetworks" / "dropout_net.pt", stock_safe_dropout=False)
     ours_a = sample(comfy_host, ours(comfy_host, model, "dropout_net.pt", 1.0), positive, negative)
     ours_b = sample(comfy_host, ours(comfy_host, model, "dropout_net.pt", 1.0), positive, negative)

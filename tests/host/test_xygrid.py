@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from PIL import Image
+
+from tests.support.networks import loud_weights
 
 SIZE = 32
 
@@ -163,10 +166,7 @@ def make_network(comfy_host, name, seed=0):
     config = hn.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func="relu",
                                           sizes=[768, 32, 64], seed=seed)
     network = hn.module.Hypernetwork.create(config)
-    gen = torch.Generator().manual_seed(seed + 7)
-    with torch.no_grad():
-        for param in network.parameters():
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+    loud_weights(network, seed + 7)
     return network
 
 
