@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..hypernet.atomic import atomic_path
 from ..hypernet.checkpoints import RunFolder
 from ..hypernet.dataset import Dataset, load_item_image
 from ..hypernet.module import Hypernetwork
@@ -23,7 +24,7 @@ from ..hypernet.train_cache import LatentCache, PromptCache
 from ..hypernet.train_config import TrainConfig
 from ..hypernet.trainer import Trainer, TrainHooks, TrainResult, resume_point
 from . import bridge
-from .tensors import pil_to_image
+from .tensors import image_to_pil, pil_to_image
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +112,8 @@ class TrainingSession:
             samples = bridge.sample(training_model.patcher, settings.seed, settings.steps, settings.cfg,
                                     settings.sampler, settings.scheduler, positive, negative, latent)
             image = bridge.decode(self.vae, samples)
-        from .tensors import image_to_pil
-
         pil = image_to_pil(image)[0]
         path = self.run_folder.preview_path(step)
-        from ..hypernet.atomic import atomic_path
-
         with atomic_path(path) as tmp:
             pil.save(tmp, format="PNG")
         entry = bridge.save_ui_image(pil, f"{self.network.name}-{step}")
