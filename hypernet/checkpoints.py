@@ -8,24 +8,39 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic import atomic_write_text
-from .fileio import load_hypernetwork, load_optimizer_state, save_hypernetwork, save_optimizer_state
+from .atomic import atomic_write_text, is_temp_name
+from .fileio import load_hypernetwork, load_optimizer_state, save_hypernetwork, save_optimizer_state, short_hash
 from .module import Hypernetwork
+from .names import safe_name
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_NAME = "training_settings.json"
+FINAL_RECORD_NAME = "final_file.json"  # which final `<name>.pt` this run folder wrote (hash), see is_own_final
+PREVIOUS_PREFIX = "previous-"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     step: int
     path: Path
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """The checkpoint to continue: its network, its optimizer state (None: a fresh optimizer, with
+    `optimizer_note` saying why) and its file."""
+
+    network: Hypernetwork
+    optimizer_state: dict | None
+    path: Path
+    optimizer_note: str = ""
 
 
 def architecture(network: Hypernetwork) -> dict[str, Any]:
@@ -40,9 +55,10 @@ class RunFolder:
     """The files of one network's training runs, under `<hypernetwork folder>/<name>/`."""
 
     def __init__(self, hypernetwork_folder: Path, name: str):
-        self.name = name
-        self.root = Path(hypernetwork_folder) / name
+        self.name = safe_name(name, "hypernetwork name")
+        self.root = Path(hypernetwork_folder) / self.name
         self._pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.pt$")
+        self._stepped = re.compile(rf"^{re.escape(name)}-(\d+)\.(?:pt|pt\.optim|png)$")
 
     def checkpoint_path(self, step: int) -> Path:
         return self.root / f"{self.name}-{step}.pt"
@@ -68,11 +84,12 @@ class RunFolder:
         save_optimizer_state(path, optimizer_name, optimizer_state)
         return path
 
-    def latest_resumable(self, like: Hypernetwork, max_step: int | None = None) -> tuple[Hypernetwork, dict | None, Path] | None:
-        """The newest checkpoint with `like`'s architecture and a matching `.optim`, loaded.
+    def latest_resumable(self, like: Hypernetwork, max_step: int | None = None) -> Resumable | None:
+        """The newest checkpoint with `like`'s architecture, loaded, with its `.optim` when valid.
 
-        Checkpoints that fail to load, have another architecture, or lack a valid `.optim` (a
-        crash between the two writes) are skipped with a warning, newest first.
+        Checkpoints that fail to load or have another architecture are skipped with a warning,
+        newest first. A checkpoint whose `.optim` is missing or stale (deleted, or a crash between
+        the two writes) is still resumed, with a fresh optimizer and a note saying so.
         """
         wanted = architecture(like)
         for checkpoint in reversed(self.checkpoints()):
@@ -89,10 +106,54 @@ class RunFolder:
                 continue
             optim = load_optimizer_state(checkpoint.path)
             if not optim.ok:
-                logger.warning("skipping checkpoint %s: %s", checkpoint.path, optim.reason)
-                continue
-            return network, optim.state_dict, checkpoint.path
+                logger.warning("resuming %s with a fresh optimizer: %s", checkpoint.path, optim.reason)
+                return Resumable(network, None, checkpoint.path, optim.reason)
+            return Resumable(network, optim.state_dict, checkpoint.path)
         return None
+
+    def run_files(self) -> list[Path]:
+        """The files of the run in the folder itself (not hidden, not in subfolders)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir()
+                      if not p.name.startswith(".") and not p.is_dir() and not is_temp_name(p.name))
+
+    def files_after(self, step: int) -> list[Path]:
+        """Checkpoints, `.optim` files and previews of steps after `step` (from a longer earlier run)."""
+        return [p for p in self.run_files() if (m := self._stepped.match(p.name)) and int(m.group(1)) > step]
+
+    def move_aside(self) -> Path | None:
+        """Move every file of the run into a new `previous-N/` subfolder (never deletes or
+        overwrites anything); returns that folder, or None when there was nothing to move."""
+        files = self.run_files()
+        if not files:
+            return None
+        number = 1
+        while True:
+            target = self.root / f"{PREVIOUS_PREFIX}{number}"
+            try:
+                target.mkdir()
+                break
+            except FileExistsError:
+                number += 1
+        for path in files:
+            os.replace(path, target / path.name)  # same folder tree: a rename, never a copy
+        logger.info("moved %d file(s) of the earlier run of %s into %s", len(files), self.name, target)
+        return target
+
+    def record_final(self, final_path: Path) -> None:
+        """Remember which final file this run wrote, so that a later run may replace it."""
+        atomic_write_text(self.root / FINAL_RECORD_NAME,
+                          json.dumps({"file": final_path.name, "hash": short_hash(final_path)}, indent=2))
+
+    def is_own_final(self, final_path: Path) -> bool:
+        """True when `final_path` is, byte for byte, the final file this run folder recorded."""
+        try:
+            record = json.loads((self.root / FINAL_RECORD_NAME).read_text(encoding="utf-8"))
+            return (isinstance(record, dict) and record.get("file") == final_path.name
+                    and record.get("hash") == short_hash(final_path))
+        except (OSError, ValueError):
+            return False
 
     def write_settings(self, settings: Mapping[str, Any]) -> Path:
         return atomic_write_text(self.root / SETTINGS_NAME, json.dumps(settings, indent=2, sort_keys=True, default=str))

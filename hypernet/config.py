@@ -22,6 +22,9 @@ DEFAULT_LAYER_STRUCTURE: tuple[float, ...] = (1.0, 2.0, 1.0)
 #: Dropout probability of A1111's legacy derivation for files without `dropout_structure`.
 LEGACY_DROPOUT_P = 0.3
 MAX_SEED = 2**64 - 1
+# Bounds that keep a hostile file from asking for absurd layers (real networks: widths <= 4096, multipliers <= 8).
+MAX_WIDTH = 65536
+MAX_LAYER_MULTIPLIER = 1000
 
 
 def _is_number(value: Any) -> bool:
@@ -182,9 +185,10 @@ class HypernetworkConfig:
         if len(value) < 2:
             raise ValueError(f"layer_structure: {_fmt(value)} is invalid; needs at least 2 entries, {hint}")
         for v in value:
-            if not _is_number(v) or not math.isfinite(v) or v <= 0:
+            if not _is_number(v) or not math.isfinite(v) or v <= 0 or v > MAX_LAYER_MULTIPLIER:
                 raise ValueError(
-                    f"layer_structure: {_fmt(value)} is invalid; entry {v!r} must be a number > 0, {hint}"
+                    f"layer_structure: {_fmt(value)} is invalid; entry {v!r} must be a number > 0 and "
+                    f"<= {MAX_LAYER_MULTIPLIER}, {hint}"
                 )
         if value[0] != 1 or value[-1] != 1:
             raise ValueError(
@@ -198,8 +202,9 @@ class HypernetworkConfig:
         if isinstance(value, str) or not isinstance(value, Sequence) or len(value) == 0:
             raise ValueError(f"sizes: {value!r} is invalid; give at least one attention width, {hint}")
         for v in value:
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"sizes: {_fmt(value)} is invalid; entry {v!r} must be a whole number > 0, {hint}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= MAX_WIDTH:
+                raise ValueError(f"sizes: {_fmt(value)} is invalid; entry {v!r} must be a whole number in "
+                                 f"1..{MAX_WIDTH}, {hint}")
         if len(set(value)) != len(value):
             dup = sorted({v for v in value if list(value).count(v) > 1})
             raise ValueError(f"sizes: {_fmt(value)} is invalid; {dup} listed more than once, {hint}")

@@ -23,7 +23,7 @@ import torch
 
 from .activations import normalize_activation_name
 from .atomic import atomic_path, atomic_write_with
-from .config import WEIGHT_INITIALIZATIONS, HypernetworkConfig, derive_dropout_structure
+from .config import MAX_WIDTH, WEIGHT_INITIALIZATIONS, HypernetworkConfig, derive_dropout_structure
 from .module import METADATA_KEYS, Hypernetwork, check_extra_metadata
 
 logger = logging.getLogger(__name__)
@@ -163,9 +163,9 @@ def hypernetwork_from_a1111_dict(data: Any, source: str) -> Hypernetwork:
             f"{source}: not a hypernetwork file: no attention-width entries (integer keys such as "
             f"768 or 320) found; top-level keys are {shown}. Is it a LoRA, an embedding or a checkpoint?"
         )
-    bad = [w for w in widths if w <= 0]
+    bad = [w for w in widths if not 0 < w <= MAX_WIDTH]
     if bad:
-        raise ValueError(f"{source}: attention widths {bad} are invalid; widths must be > 0")
+        raise ValueError(f"{source}: attention widths {bad[:5]} are invalid; widths must be in 1..{MAX_WIDTH}")
     _reject_monkeypatch(data, widths, source)
 
     states = {w: tuple(_fix_legacy(sd) for sd in _as_pair(data[w], w, source)) for w in widths}
@@ -331,11 +331,18 @@ def load_safetensors(path: str | os.PathLike) -> Hypernetwork:
             meta = json.loads(header[SAFETENSORS_METADATA_KEY])
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: the '{SAFETENSORS_METADATA_KEY}' metadata is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: the '{SAFETENSORS_METADATA_KEY}' metadata is nested too deeply to be "
+                             "hypernetwork metadata; re-save the file with this pack") from None
         if not isinstance(meta, dict):
             raise ValueError(f"{path}: the '{SAFETENSORS_METADATA_KEY}' metadata must be a JSON object")
     else:
         meta = {}
     order = meta.pop("sizes", None)
+    if order is not None and (not isinstance(order, list)
+                              or not all(type(w) is int and w > 0 for w in order)):
+        raise ValueError(f"{path}: metadata sizes={str(order)[:80]!r} is invalid; must be a list of attention "
+                         "widths such as [768, 320]; re-save the file with this pack")
 
     groups: dict[int, tuple[dict, dict]] = {}
     stray = []

@@ -29,6 +29,7 @@ MAX_VALUES_PER_AXIS = 1000
 DEFAULT_MAX_CELLS = 400
 DEFAULT_MAX_MEGAPIXELS = 200.0  # A1111's img_max_size_mp default
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF  # ComfyUI's seed range
+_LARGEST_INT = 2**70  # beyond every axis's range; keeps range arithmetic within floats
 RANDOM_SEED_MAX = 0xFFFF_FFFF  # random seeds drawn like A1111 (32-bit)
 HYPERNETWORK_EXTENSIONS = (".pt", ".safetensors")
 
@@ -129,7 +130,10 @@ def split_values(text: str) -> list[str]:
 def _to_number(raw: str, kind: type) -> float | int:
     raw = raw.strip()
     if kind is int:
-        return int(raw)
+        value = int(raw)
+        if abs(value) > _LARGEST_INT:
+            raise ValueError(f"{raw[:30]}... is too large a number")
+        return value
     value = float(raw)
     if not math.isfinite(value):
         raise ValueError("not finite")
@@ -156,15 +160,20 @@ def _expand_one(raw: str, kind: type) -> list[float | int]:
         if count == 1:
             return [start]
         points = [start + (end - start) * i / (count - 1) for i in range(count)]
+        if not all(math.isfinite(p) for p in points):
+            raise ValueError(f"the range {start}..{end} is too wide to divide; use smaller numbers")
         return [int(p) for p in points] if kind is int else [_clean(p) for p in points]
     step = _to_number(match["step"], kind) if match["step"] is not None else (1 if end >= start else -1)
     if step == 0:
         raise ValueError("the step in (+s) must not be 0")
     if (end - start) * step < 0:
         raise ValueError(f"the step {step} points away from the end {end}; use {-step:+}")
-    n = math.floor((end - start) / step + 1e-9) + 1
-    if n > MAX_VALUES_PER_AXIS:
-        raise ValueError(f"the range gives {n} values, at most {MAX_VALUES_PER_AXIS} per axis")
+    span = (end - start) / step  # a float: may be inf for a tiny step or a huge range
+    if not math.isfinite(span) or span + 1 > MAX_VALUES_PER_AXIS:
+        raise ValueError(f"the range {start}..{end} in steps of {step} gives "
+                         f"{'too many' if not math.isfinite(span) else math.floor(span + 1e-9) + 1} values, "
+                         f"at most {MAX_VALUES_PER_AXIS} per axis; use a larger step")
+    n = math.floor(span + 1e-9) + 1
     if kind is int:
         return [start + i * step for i in range(n)]
     return [_clean(start + i * step) for i in range(n)]
@@ -467,13 +476,13 @@ def check_grid_size(
         raise ValueError(f"cell size {width}x{height} is invalid; width and height must be >= 1")
     if n_cells > max_cells:
         raise ValueError(
-            f"the grid has {n_cells} cells, more than the limit of {max_cells}; use fewer values "
-            "on an axis or raise max_cells"
+            f"the grid has {n_cells} cells, more than the limit of {max_cells}; use fewer values in "
+            "x_values or y_values (or split the comparison into several grids)"
         )
     megapixels = n_cells * width * height / 1e6
     if megapixels > max_megapixels:
         raise ValueError(
             f"the grid would be {megapixels:.1f} megapixels ({n_cells} cells of {width}x{height}), "
-            f"more than the limit of {max_megapixels:g}; use fewer values, smaller images, or "
-            "raise max_megapixels"
+            f"more than the limit of {max_megapixels:g}; use fewer values in x_values or y_values, or a "
+            "smaller width and height"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from .schedule import parse_schedule
@@ -74,6 +74,7 @@ class TrainConfig:
     max_weight_norm: float = 1e4
 
     def __post_init__(self) -> None:
+        self._check_types()
         for name in ("steps", "batch_size", "grad_accumulation_steps", "clip_skip", "max_rollbacks",
                      "divergence_window", "cosine_cycle_steps"):
             value = getattr(self, name)
@@ -115,6 +116,21 @@ class TrainConfig:
         parse_template(self.template, "template")
         self.caption_config()
 
+    def _check_types(self) -> None:
+        """Every field has its default's type (a preset file can hold anything)."""
+        for spec in fields(self):
+            value, default = getattr(self, spec.name), spec.default
+            if isinstance(default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(default, int):
+                ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+            elif isinstance(default, float):
+                ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+            else:
+                ok, kind = isinstance(value, str), "text"
+            if not ok:
+                raise _bad(spec.name, value, f"must be {kind}")
+
     def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)
         if value not in allowed:
@@ -140,6 +156,11 @@ class TrainConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{source}: not valid JSON ({exc}); use a settings file this pack wrote") from None
+        except RecursionError:
+            raise ValueError(f"{source}: the JSON is nested too deeply; use a settings file this pack wrote") from None
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a JSON object of training settings")
-        return cls.from_dict(data.get("config", data))
+        settings = data.get("config", data)
+        if not isinstance(settings, dict):
+            raise ValueError(f"{source}: 'config' must be a JSON object of training settings")
+        return cls.from_dict(settings)

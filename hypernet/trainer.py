@@ -169,7 +169,7 @@ class Trainer:
     def __init__(self, network: Hypernetwork, objective: Objective, plan: BatchPlan, config: TrainConfig,
                  run_folder: RunFolder, *, device_type: str = "cpu", optimizer_state: dict | None = None,
                  history: LossHistory | None = None, hooks: TrainHooks | None = None,
-                 final_path: Path | None = None):
+                 final_path: Path | None = None, before_final: Callable[[Path], None] | None = None):
         self.network = network
         self.objective = objective
         self.plan = plan
@@ -178,6 +178,8 @@ class Trainer:
         self.device_type = device_type
         self.hooks = hooks or TrainHooks()
         self.final_path = final_path
+        self.before_final = before_final  # may refuse the final write (raises) when its target changed
+        self._start_step = network.step
         self.history = history or LossHistory()
         self.history.truncate_after(network.step)
         self.params = list(network.parameters())
@@ -372,7 +374,11 @@ class Trainer:
             torch.set_rng_state(rng_state)
 
     def _saved_current_step(self) -> bool:
-        return bool(self.checkpoints) and self.checkpoints[-1] == self.run_folder.checkpoint_path(self.network.step)
+        path = self.run_folder.checkpoint_path(self.network.step)
+        if self.checkpoints and self.checkpoints[-1] == path:
+            return True
+        # Resumed and not trained further: that checkpoint is the current state; never rewrite it.
+        return self.network.step == self._start_step and path.is_file()
 
     def _cancel(self) -> TrainResult:
         if not self._saved_current_step() and self.network.step > 0:
@@ -389,8 +395,11 @@ class Trainer:
             self._save_checkpoint()
         final = None
         if self.final_path is not None:
+            if self.before_final is not None:
+                self.before_final(self.final_path)
             final = save_hypernetwork(self.network, self.final_path)
             save_optimizer_state(final, OPTIMIZER_NAME, self.optimizer.state_dict())
+            self.run_folder.record_final(final)
         return self._result(stopped, message, final)
 
     def _result(self, stopped: str, message: str, final: Path | None = None) -> TrainResult:
@@ -408,18 +417,29 @@ def resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, 
 
 def _resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, max_step: int,
                   source_file: Path | None) -> tuple[Hypernetwork, dict | None, LossHistory, str]:
-    history = LossHistory.read(run_folder.root / "hypernetwork_loss.csv") if resume else LossHistory()
-    if resume:
-        found = run_folder.latest_resumable(network, max_step=max_step)
-        if found is not None and found[0].step >= network.step:
-            checkpoint, optim_state, path = found
-            checkpoint.rename(network.name)
-            return copy_network(checkpoint), optim_state, history, f"resumed from {path.name} (step {checkpoint.step})"
+    # Never write over an earlier run: files this start would overwrite (or that a later resume
+    # would mistake for this run's) are moved into `previous-N/` first, never deleted.
+    found = run_folder.latest_resumable(network, max_step=max_step) if resume else None
+    if found is not None and found.network.step >= network.step:
+        history = LossHistory.read(run_folder.root / "hypernetwork_loss.csv")
+        checkpoint = found.network
+        checkpoint.rename(network.name)
+        message = f"resumed from {found.path.name} (step {checkpoint.step})"
+        if found.optimizer_state is None:
+            message += f" with a fresh optimizer ({found.optimizer_note})"
+        if run_folder.files_after(checkpoint.step):
+            moved = run_folder.move_aside()
+            message += f"; the earlier run went further, so its files were moved to {moved}"
+        return copy_network(checkpoint), found.optimizer_state, history, message
+    moved = run_folder.move_aside()
+    moved_note = f"; the earlier run's files were moved to {moved}" if moved is not None else ""
+    history = LossHistory()
     start = copy_network(network)
     if source_file is not None:
         optim = load_optimizer_state(source_file)
         if optim.ok:
-            return start, optim.state_dict, history, f"continuing {source_file.name} with its optimizer state"
+            return start, optim.state_dict, history, f"continuing {source_file.name} with its optimizer state{moved_note}"
         logger.warning("%s", optim.reason)
-        return start, None, history, optim.reason
-    return start, None, history, "started a fresh run" if start.step == 0 else f"continuing at step {start.step}"
+        return start, None, history, optim.reason + moved_note
+    first = "started a fresh run" if start.step == 0 else f"continuing at step {start.step}"
+    return start, None, history, first + moved_note

@@ -15,6 +15,8 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 
+from ..hypernet.names import safe_relative_name, shown
+
 logger = logging.getLogger(__name__)
 
 HYPERNETWORK_FOLDER = "hypernetworks"
@@ -70,15 +72,20 @@ def resolve_in_folders(name: str, kind: str) -> Path:
     Refuses names that escape the folders (absolute paths, `..`); raises FileNotFoundError naming
     the folders searched when the file is not there.
     """
-    if not name or os.path.isabs(name) or ".." in Path(name).parts:
-        raise ValueError(f"{kind} file {name!r} is not a name inside the {kind} folders; pick one from the list")
+    try:
+        safe_relative_name(name, f"{kind} file")
+    except ValueError as exc:
+        raise ValueError(f"{exc} (it must be a name inside the {kind} folders)") from None
     folders = model_folders(kind)
     for folder in folders:
-        candidate = (folder / name).resolve()
-        if candidate.is_file() and folder.resolve() in candidate.parents:
-            return candidate
+        try:
+            candidate = (folder / name).resolve()
+            if candidate.is_file() and folder.resolve() in candidate.parents:
+                return candidate
+        except OSError as exc:  # e.g. a symlink loop: not a file we can serve
+            logger.warning("%s file %s: %s", kind, shown(name), exc)
     searched = ", ".join(str(f) for f in folders) or "(none registered)"
-    raise FileNotFoundError(f"{kind} file {name!r} was not found in: {searched}. "
+    raise FileNotFoundError(f"{kind} file {shown(name)} was not found in: {searched}. "
                             f"Put the file there or refresh the node list.")
 
 

@@ -9,6 +9,7 @@ from ..hypernet.activations import creatable_activation_names
 from ..hypernet.config import WEIGHT_INITIALIZATIONS, HypernetworkConfig, parse_float_list, parse_int_list
 from ..hypernet.fileio import save_hypernetwork
 from ..hypernet.module import Hypernetwork
+from ..hypernet.names import safe_name
 from . import bridge
 from .sockets import CATEGORY_TRAINING, HYPERNETWORK
 
@@ -22,7 +23,7 @@ def sanitize_name(name: str) -> str:
     cleaned = _UNSAFE_NAME_CHARS.sub("", name or "").strip().strip(".")
     if not cleaned:
         raise ValueError(f"name: {name!r} has no usable characters; use letters, digits, '.', '_', '-' or spaces")
-    return cleaned
+    return safe_name(cleaned, "name")
 
 
 def parse_sizes(text: str, model) -> list[int]:
@@ -36,7 +37,7 @@ def parse_sizes(text: str, model) -> list[int]:
 
 
 def save_new_file(network: Hypernetwork, overwrite: bool) -> Path:
-    target = bridge.default_hypernetwork_folder() / f"{network.name}.pt"
+    target = bridge.default_hypernetwork_folder() / f"{safe_name(network.name, 'name')}.pt"
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; turn on 'overwrite' or choose another name")
     return save_hypernetwork(network, target)

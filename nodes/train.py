@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 
+from ..hypernet.checkpoints import RunFolder
 from ..hypernet.fileio import load_hypernetwork
 from ..hypernet.loss_plot import render_loss_plot
+from ..hypernet.names import safe_name
 from ..hypernet.train_config import CLIP_GRAD_MODES, LATENT_SAMPLING, LOSS_TYPES, SCHEDULERS, TRAINING_DTYPES, TrainConfig
 from ..hypernet.trainer import copy_network
 from . import bridge, network_files
@@ -93,7 +95,20 @@ _OPTIONAL = {
     "settings_json": ("STRING", {"default": "", "multiline": True,
                                  "tooltip": "Optional preset: a training_settings.json from an earlier run; its "
                                             "values replace the inputs above."}),
+    # Keep last: old workflows store widget values by position.
+    "overwrite": ("BOOLEAN", {"default": False,
+                              "tooltip": "Let the final models/hypernetworks/<name>.pt replace an existing file "
+                                         "that this training did not write. Off: such a file is never replaced."}),
 }
+
+
+def last_checkpoint_line(run_folder: RunFolder, config: TrainConfig) -> str:
+    """Where to resume after a divergence: the newest checkpoint that really exists, or why none does."""
+    checkpoints = run_folder.checkpoints()
+    if checkpoints:
+        return f"the last good checkpoint is {checkpoints[-1].path}; lower the learning rate and queue again to resume"
+    return (f"no checkpoint was saved before it diverged (save_every {config.save_every}); lower the learning "
+            "rate or save more often, and start again")
 
 
 class TrainHypernetwork:
@@ -124,7 +139,8 @@ class TrainHypernetwork:
         return {"required": required, "optional": dict(_OPTIONAL)}
 
     def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
-              grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="", **options):
+              grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
+              overwrite=False, **options):
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
                               grad_accumulation_steps=grad_accumulation_steps, seed=seed, save_every=save_every,
@@ -135,13 +151,13 @@ class TrainHypernetwork:
                                   cfg=options.get("preview_cfg", 7.0), sampler=options.get("preview_sampler", "euler"))
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
-                                  node_id=bridge.executing_node_id())
+                                  node_id=bridge.executing_node_id(), overwrite=overwrite)
         outcome = session.run()
         result = outcome.result
         if result.stopped == "cancelled":
             bridge.raise_if_interrupted()
         if result.stopped == "diverged":
-            raise RuntimeError(outcome.report + f"\nthe last good checkpoint is in {session.run_folder.root}")
+            raise RuntimeError(outcome.report + "\n" + last_checkpoint_line(session.run_folder, config))
         history = result.history
         plot = render_loss_plot(history.steps, history.losses, history.learning_rates, history.events)
         final_path = str(result.final_path or "")
@@ -157,7 +173,10 @@ class TrainHypernetwork:
             raise ValueError("hypernetwork_name: 'none' needs a connected hypernetwork; create one with "
                              "Create Hypernetwork or pick a file to continue")
         path = network_files.resolve_file(hypernetwork_name)
-        return copy_network(load_hypernetwork(path)), path
+        network = copy_network(load_hypernetwork(path))
+        # A1111: the run is named after the file; the name stored inside it is only metadata.
+        network.rename(safe_name(path.stem, "hypernetwork_name"))
+        return network, path
 
     @staticmethod
     def _config(settings_json: str = "", **values) -> TrainConfig:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ..hypernet.atomic import atomic_path
+from ..hypernet.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
 from ..hypernet.checkpoints import RunFolder
 from ..hypernet.dataset import Dataset, load_item_image
+from ..hypernet.final_file import FinalFileGuard, final_file_note
 from ..hypernet.module import Hypernetwork
 from ..hypernet.patch import HypernetworkPatch, require_match
 from ..hypernet.templates import parse_template
@@ -27,6 +28,9 @@ from . import bridge
 from .tensors import image_to_pil, pil_to_image
 
 logger = logging.getLogger(__name__)
+
+# A temp file of ours this much older than the run's start is left over from a killed save.
+STALE_TEMP_AGE_S = 60
 
 
 @dataclass
@@ -81,17 +85,34 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
-                 config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None):
+                 config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
+                 overwrite: bool = False):
         self.model, self.clip, self.vae = model, clip, vae
         self.dataset = dataset
         self.config = config
         self.preview_settings = preview
         self.node_id = node_id
-        self.run_folder = RunFolder(bridge.default_hypernetwork_folder(), network.name)
-        self.final_path = bridge.default_hypernetwork_folder() / f"{network.name}.pt"
+        started_at = time.time()
+        folder = bridge.default_hypernetwork_folder()
+        # The run name is a validated file name (RunFolder refuses separators, '..', absolute paths).
+        self.run_folder = RunFolder(folder, network.name)
+        self.final_path = folder / f"{self.run_folder.name}.pt"
         require_match(network, bridge.all_attention_widths(model), "the connected model")
+        require_writable_folder(folder, "hypernetworks folder")
+        require_writable_folder(self.run_folder.root, "run folder")
+        self.notes: list[str] = []
+        final_note = final_file_note(self.final_path, self.run_folder, overwrite=overwrite,
+                                     source_file=source_file, starting_network=network)
+        self._final_guard = FinalFileGuard(self.final_path)
+        removed = remove_stale_temp_files([folder, self.run_folder.root], older_than=started_at - STALE_TEMP_AGE_S)
+        if removed:
+            self.notes.append(f"removed {len(removed)} stale temp file(s) left by an interrupted save: "
+                              + ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
         self.network, optimizer_state, self.history, self.start_message = resume_point(
             network, self.run_folder, resume=resume, max_step=config.steps, source_file=source_file)
+        if final_note:
+            self.notes.append(final_note)
+        self._earlier_events = {id(e) for e in self.history.events}  # read from the CSV of earlier runs
         self.optimizer_state = optimizer_state
         self.previews: list[dict] = []
         self._started = time.monotonic()
@@ -176,14 +197,31 @@ class TrainingSession:
         trainer = Trainer(self.network, objective, plan, self.config, self.run_folder,
                           device_type=torch.device(training_model.device).type,
                           optimizer_state=self.optimizer_state, history=self.history, hooks=hooks,
-                          final_path=self.final_path)
+                          final_path=self.final_path, before_final=self._final_guard)
         return trainer.run()
 
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
-        lines = [result.message, self.start_message,
+        lines = [result.message, self.start_message, *self.notes,
+                 *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
                  f"checkpoints in {self.run_folder.root}"]
         if result.final_path is not None:
             lines.append(f"final file: {result.final_path}")
         return "\n".join(lines)
+
+
+_REPORTED_EVENTS = ("rollback", "optimizer_reset")
+
+
+def event_lines(events: list[dict], limit: int = 10) -> list[str]:
+    """Report lines for the events a user must know about (rollbacks, optimizer resets) and a
+    count of skipped non-finite steps; the full list is in the loss CSV and the log."""
+    shown = [e for e in events if e.get("kind") in _REPORTED_EVENTS]
+    lines = [f"{e['kind']} at step {e['step']}: {e['message']}" for e in shown[:limit]]
+    if len(shown) > limit:
+        lines.append(f"... and {len(shown) - limit} more (see the loss CSV)")
+    skipped = sum(1 for e in events if e.get("kind") == "nan_skip")
+    if skipped:
+        lines.append(f"{skipped} step(s) skipped for a non-finite loss or gradient")
+    return lines
