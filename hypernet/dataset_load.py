@@ -101,8 +101,16 @@ def _folder_repeats(root: str, folder: str) -> int | None:
     return None
 
 
+def _follows(entry: os.DirEntry) -> bool | None:
+    """For a symlink: whether it leads to a folder; None when it cannot be followed (a loop)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return None
+
+
 def _walk(root: str, recursive: bool, max_depth: int | None, repeats_mode: bool,
-          stats: Counter) -> list[_Candidate]:
+          stats: Counter, unfollowable: list[str]) -> list[_Candidate]:
     """Deterministic listing: files of a folder sorted by name, then its subfolders sorted."""
     candidates: list[_Candidate] = []
     descend = None if recursive else (max_depth or 0)
@@ -123,9 +131,14 @@ def _walk(root: str, recursive: bool, max_depth: int | None, repeats_mode: bool,
             if is_real_dir(entry):
                 subfolders += 1
                 continue
-            if entry.is_symlink() and entry.is_dir():
-                stats["symlinked_folders_not_followed"] += 1
-                continue
+            if entry.is_symlink():
+                leads_to_folder = _follows(entry)
+                if leads_to_folder is None:
+                    unfollowable.append(entry.path)
+                    continue
+                if leads_to_folder:
+                    stats["symlinked_folders_not_followed"] += 1
+                    continue
             ext = os.path.splitext(entry.name)[1].lower()
             if ext in SUPPORTED_EXTENSIONS:
                 candidates.append(_Candidate(folder, entry.name, names, repeats, entry.is_symlink()))
@@ -181,10 +194,18 @@ def load_dataset(
     root_real = os.path.realpath(root)
     stats: Counter = Counter()
     max_depth = 1 if repeats_from_folder_names else None
-    candidates = _walk(root, recursive, max_depth, repeats_from_folder_names, stats)
+    unfollowable: list[str] = []
+    candidates = _walk(root, recursive, max_depth, repeats_from_folder_names, stats, unfollowable)
     total = len(candidates)
     items: list[DatasetItem] = []
     bad: list[BadFile] = []
+    outside_captions: list[str] = []
+    for path in unfollowable:
+        if on_bad_file == "fail":
+            raise ValueError(f"{path}: {BAD_REASONS['symlink_loop']}; remove the link, or set on_bad_file to "
+                             "'skip and report'")
+        bad.append(BadFile(path, "symlink_loop"))
+        stats["skipped_symlink_loop"] += 1
     fallbacks: list[tuple[str, str]] = []
     repeats_by_folder: Counter = Counter()
     cancelled = False
@@ -213,7 +234,15 @@ def load_dataset(
         if caption_name in cand.names_in_folder:
             caption_path = os.path.join(cand.folder, caption_name)
             try:
-                read = read_caption_file(caption_path)
+                if os.path.islink(caption_path) and not _inside(caption_path, root_real):
+                    # Like images: a caption linked from outside the dataset folder is never read.
+                    log.warning("caption %s is a symlink to %s, outside the dataset folder; not read",
+                                caption_path, os.path.realpath(caption_path))
+                    stats["captions_outside_folder"] += 1
+                    outside_captions.append(caption_path)
+                    read = None
+                else:
+                    read = read_caption_file(caption_path)
             except OSError as exc:
                 log.warning("cannot read caption %s: %s", caption_path, exc)
                 stats["captions_unreadable"] += 1
@@ -247,7 +276,8 @@ def load_dataset(
                "repeats_from_folder_names": repeats_from_folder_names,
                "missing_caption": missing_caption, "verify": verify}
     dataset = Dataset(items, root, [options])
-    report = format_load_report(root, recursive, stats, bad, fallbacks, repeats_by_folder, cancelled)
+    report = format_load_report(root, recursive, stats, bad, fallbacks, repeats_by_folder, cancelled,
+                                outside_captions)
     return LoadResult(dataset, report, bad, fallbacks, dict(stats), cancelled)
 
 
@@ -265,7 +295,7 @@ def _raise_empty(root: str, total: int, bad: list[BadFile], recursive: bool, sta
 
 def format_load_report(root: str, recursive: bool, stats: Counter, bad: list[BadFile],
                        fallbacks: list[tuple[str, str]], repeats_by_folder: Counter,
-                       cancelled: bool) -> str:
+                       cancelled: bool, outside_captions: list[str] | None = None) -> str:
     """Human-readable summary with counts per outcome."""
     lines = [f"LoadDataset: {stats['images']} image(s) from {root}"
              f" (recursive: {'yes' if recursive else 'no'})"]
@@ -285,6 +315,8 @@ def format_load_report(root: str, recursive: bool, stats: Counter, bad: list[Bad
         captions.append(f"not UTF-8 (decoded with a fallback) {stats['captions_fallback_encoding']}")
     if stats.get("captions_unreadable"):
         captions.append(f"unreadable {stats['captions_unreadable']}")
+    if stats.get("captions_outside_folder"):
+        captions.append(f"not read (symlink outside the folder) {stats['captions_outside_folder']}")
     lines.append("Captions: " + ", ".join(captions))
     if repeats_by_folder:
         parts = [f"{folder}: {count} image(s) x{rep if rep is not None else '1 (no N_ prefix)'}"
@@ -306,6 +338,8 @@ def format_load_report(root: str, recursive: bool, stats: Counter, bad: list[Bad
         lines.append(f"  ... and {len(bad) - _REPORT_LIST_LIMIT} more skipped files")
     for path, encoding in fallbacks[:_REPORT_LIST_LIMIT]:
         lines.append(f"  caption {path} is not UTF-8; decoded as {encoding} (re-save it as UTF-8)")
+    for path in (outside_captions or [])[:_REPORT_LIST_LIMIT]:
+        lines.append(f"  caption {path} links outside the dataset folder; not read (the image has no caption)")
     if len(fallbacks) > _REPORT_LIST_LIMIT:
         lines.append(f"  ... and {len(fallbacks) - _REPORT_LIST_LIMIT} more non-UTF-8 captions")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ BAD_REASONS: dict[str, str] = {
     "truncated": "truncated image data",
     "too_large": "decompression bomb (too many pixels)",
     "outside_folder": "symlink pointing outside the dataset folder",
+    "symlink_loop": "symlink that cannot be followed (it points to itself or loops)",
     "unreadable": "cannot be read (permissions or I/O error)",
     "unusable": "cannot be used with these settings",
 }

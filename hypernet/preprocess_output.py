@@ -2,26 +2,26 @@
 
 A folder that already holds visible files is never mixed into: "refuse" raises, "new_subfolder"
 writes into a fresh `run-NNNN` subfolder, "overwrite" first deletes the files a previous
-Preprocess run wrote (listed in its manifest or named NNNNN-S-<stem>.png/.txt) and refuses if
-anything else is there. Sources are never inside the folder that gets written or cleaned.
+Preprocess run listed in its manifest (nothing else: a file that merely looks like an output
+stays, and the report lists what was kept). Outputs never replace a file they did not write.
+Sources are never inside the folder that gets written or cleaned.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
-from .atomic import atomic_write_text, atomic_write_with
+from .atomic import TargetExistsError, atomic_write_text, atomic_write_with, require_writable_folder
+from .names import safe_name
 
 MANIFEST_NAME = ".hn_preprocess.json"
 PNG_COMPRESS_LEVEL = 4  # ~3x faster than zlib level 6 for ~10 % larger files
-_OUTPUT_NAME = re.compile(r"^\d{5,}-\d+-.*\.(png|txt)$")
-_MAX_STEM_BYTES = 180
+_MAX_STEM_BYTES = 160  # + the 'NNNNN-S-' prefix stays within names.MAX_NAME_BYTES
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,9 @@ def prepare_output_folder(requested: str, policy: str, dataset_root: str,
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"output_directory {folder} is a file; choose a folder")
     if not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
+        require_writable_folder(folder, "output_directory")
         return OutputFolder(folder, f"Output: wrote into new folder {folder}")
+    require_writable_folder(folder, "output_directory")
     entries = _visible_entries(folder)
     if not entries:
         return OutputFolder(folder, f"Output: wrote into empty folder {folder}")
@@ -95,37 +96,50 @@ def prepare_output_folder(requested: str, policy: str, dataset_root: str,
                          f"(e.g. {sources_inside[0]}); overwrite would delete them - "
                          "choose another folder")
     ours = _manifest_files(folder)
-    removable = [n for n in entries if n in ours or _OUTPUT_NAME.match(n)]
-    others = [n for n in entries if n not in removable]
-    if others:
-        raise ValueError(
-            f"output_directory {folder} holds {len(others)} file(s) not written by Preprocess "
-            f"(e.g. {', '.join(others[:3])}); overwrite only replaces a previous run's outputs - "
-            "choose an empty folder or set if_output_exists to 'new_subfolder'")
+    removable = [n for n in entries if n in ours and os.path.isfile(os.path.join(folder, n))
+                 and not os.path.islink(os.path.join(folder, n))]
+    kept = [n for n in entries if n not in removable]
     for name in removable:
         os.unlink(os.path.join(folder, name))
     manifest = os.path.join(folder, MANIFEST_NAME)
     if os.path.exists(manifest):
         os.unlink(manifest)
-    return OutputFolder(folder, f"Output: overwrote {folder} (removed {len(removable)} file(s) "
-                                "of a previous run)")
+    note = (f"Output: overwrote {folder} (removed {len(removable)} file(s) listed in the previous "
+            "Preprocess run's manifest)")
+    if kept:
+        note += (f"; kept {len(kept)} file(s) it did not write: {', '.join(kept[:5])}"
+                 + (" ..." if len(kept) > 5 else "") + " (an output never replaces them)")
+    return OutputFolder(folder, note)
 
 
 def output_stem(index: int, subindex: int, source_stem: str) -> str:
     """A1111 naming "{index:05}-{subindex}-{stem}", stem shortened to keep names portable."""
     stem = source_stem.encode("utf-8")[:_MAX_STEM_BYTES].decode("utf-8", "ignore")
-    return f"{index:05d}-{subindex}-{stem}"
+    stem = "".join(ch if ord(ch) >= 32 and ord(ch) != 127 else "_" for ch in stem)
+    return safe_name(f"{index:05d}-{subindex}-{stem}".rstrip(), "output file name")
+
+
+def _refuse_existing(path: str) -> ValueError:
+    return ValueError(f"output {path} already exists and was not written by this Preprocess run; it was left "
+                      "as it is. Move it away or choose another output_directory")
 
 
 def write_png(img: Image.Image, path: str) -> None:
-    """Write an RGB PNG atomically; no metadata, fixed compression -> byte-identical reruns."""
-    atomic_write_with(path, lambda fh: img.save(fh, format="PNG",
-                                                compress_level=PNG_COMPRESS_LEVEL))
+    """Write an RGB PNG atomically; no metadata, fixed compression -> byte-identical reruns.
+    Never replaces an existing file (overwrite removed this pack's own outputs beforehand)."""
+    try:
+        atomic_write_with(path, lambda fh: img.save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL),
+                          replace=False)
+    except TargetExistsError:
+        raise _refuse_existing(path) from None
 
 
 def write_caption(text: str, path: str) -> None:
-    """Write a UTF-8 caption file atomically."""
-    atomic_write_text(path, text)
+    """Write a UTF-8 caption file atomically; never replaces an existing file."""
+    try:
+        atomic_write_text(path, text, replace=False)
+    except TargetExistsError:
+        raise _refuse_existing(path) from None
 
 
 def write_manifest(folder: str, files: list[str], config: dict[str, Any], complete: bool,

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .tagger_captions import CAPTION_MODES, caption_path_for, merge_caption, validate_caption_mode, write_caption
+from .tagger_captions import CAPTION_MODES, CaptionClaims, caption_path_for, merge_caption, validate_caption_mode, write_caption
 from .tagger_download import DEFAULT_TAGGER, KNOWN_TAGGERS, download_tagger, tagger_download_urls
 from .tagger_errors import (
     TaggerDependencyError,
@@ -138,9 +138,16 @@ def tag_image_files(
         for p in paths:
             caption_path_for(p, caption_extension)  # reject a bad extension before any work
     out: list[TagResult] = []
+    claims = CaptionClaims(caption_extension)
     for batch in _iter_batches(model, paths, options, batch_size):
         for result in batch:
             if not result.ok:
+                continue
+            note = claims.claim(result.source) if write_captions != "off" else None
+            if note is not None:
+                result.caption_path = caption_path_for(result.source, caption_extension)
+                result.caption_action, result.caption_note = "shared", note
+                logger.warning("WD14 tagger: %s %s", result.source, note)
                 continue
             try:
                 result.caption_path, result.caption_action = write_caption(

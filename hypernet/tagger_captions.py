@@ -76,6 +76,36 @@ def _read_caption(path: Path) -> str:
         ) from exc
 
 
+class CaptionClaims:
+    """`a.jpg` and `a.png` in one folder share `a.txt`: the first image (in dataset order) writes
+    it, and every later one is reported instead of merged into it silently."""
+
+    def __init__(self, caption_extension: str = ".txt"):
+        self.caption_extension = caption_extension
+        self._owner: dict[Path, Path] = {}
+
+    def claim(self, image_path: str | os.PathLike) -> str | None:
+        """None when `image_path` may write its caption; else a note naming the image that owns it."""
+        image_path = Path(image_path)
+        target = caption_path_for(image_path, self.caption_extension)
+        key = Path(os.path.normcase(os.path.abspath(target)))
+        owner = self._owner.setdefault(key, image_path)
+        if owner == image_path:
+            return None
+        return (f"shares {target.name} with {owner.name}; its tags were not written there (rename one of the "
+                "images to give each its own caption file)")
+
+
+def _refuse_outside_link(target: Path) -> None:
+    """Like image symlinks: a caption linking out of its image's folder is never read or replaced."""
+    if target.is_symlink():
+        real = Path(os.path.realpath(target))
+        folder = Path(os.path.realpath(target.parent))
+        if real.parent != folder and folder not in real.parents:
+            raise ValueError(f"caption file {target} is a symlink to {real}, outside the image's folder; it is "
+                             "neither read nor replaced. Replace the link with a plain caption file")
+
+
 def write_caption(
     image_path: str | os.PathLike,
     tags: Sequence[str],
@@ -92,6 +122,9 @@ def write_caption(
     if mode == "off":
         return target, "off"
     exists = target.is_file()
+    if mode == "only_missing" and (exists or target.is_symlink()):
+        return target, "kept_existing"
+    _refuse_outside_link(target)
     if mode == "only_missing" and exists:
         return target, "kept_existing"
     if mode in ("append", "prepend") and exists:

@@ -144,6 +144,7 @@ class TagResult:
     error: str | None = None
     caption_path: Path | None = None
     caption_action: str | None = None
+    caption_note: str | None = None  # why a caption was not written although the image was tagged
 
     @property
     def ok(self) -> bool:

@@ -5,13 +5,17 @@ Cached networks are shared, so consumers that change weights (training) must cop
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 from ..hypernet.fileio import load_hypernetwork
+from ..hypernet.health import network_warnings
 from ..hypernet.module import Hypernetwork
 from . import bridge
+
+logger = logging.getLogger(__name__)
 
 _CACHE_SIZE = 16
 _cache: "OrderedDict[tuple, Hypernetwork]" = OrderedDict()
@@ -30,6 +34,8 @@ def load_file(path: Path) -> Hypernetwork:
             _cache.move_to_end(key)
             return _cache[key]
     network = load_hypernetwork(path)
+    for warning in network_warnings(network):  # once per load: the result is cached
+        logger.warning("hypernetwork %s: %s", path, warning)
     with _lock:
         _cache[key] = network
         while len(_cache) > _CACHE_SIZE:

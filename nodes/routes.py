@@ -1,7 +1,7 @@
 """The pack's small JSON API for its frontend: metadata of a hypernetwork file.
 
 GET /hypernetwork/info?name=<name as listed in the hypernetworks combo>
-  200 {metadata}  400 bad or escaping name  404 no such file  422 not a readable hypernetwork.
+  200 {metadata, warnings}  400 bad or escaping name  404 no such file  422 not a readable hypernetwork.
 Only files inside the registered hypernetwork folders are read (`bridge.resolve_in_folders`
 refuses absolute paths, `..` and symlinks leading out); the answer is metadata, never file bytes.
 """
@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..hypernet.fileio import optim_path
+from ..hypernet.health import network_warnings
 from . import bridge, network_files
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def hypernetwork_info(name: str, path: Path) -> dict[str, Any]:
         "sd_checkpoint_name": network.sd_checkpoint_name,
         "optional_info": config.optional_info,
         "has_optimizer_state": optim_path(path).is_file(),
+        "warnings": network_warnings(network),
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..hypernet.dataset import Dataset, DatasetItem, load_item_image
-from ..hypernet.tagger_captions import dedupe_tags
+from ..hypernet.tagger_captions import CaptionClaims, dedupe_tags
 from ..hypernet.tagger import (
     CAPTION_MODES,
     KNOWN_TAGGERS,
@@ -133,10 +133,17 @@ def _write_source_captions(items: Sequence[DatasetItem], results: Sequence[TagRe
     for item, result in zip(items, results):
         if result.ok:
             by_source.setdefault(item.path, []).extend(result.tags)
+    claims = CaptionClaims(caption_extension)
     for item, result in zip(items, results):
         if not result.ok or item.path not in by_source:
             continue
         tags = dedupe_tags(by_source.pop(item.path))
+        note = claims.claim(item.path)
+        if note is not None:
+            logger.warning("WD14 tagger: %s %s", item.path, note)
+            result.caption_path = caption_path_for(item.path, caption_extension)
+            result.caption_action, result.caption_note = "shared", note
+            continue
         try:
             result.caption_path, result.caption_action = write_caption(item.path, tags, mode, caption_extension)
         except (OSError, ValueError) as exc:
@@ -197,6 +204,8 @@ def format_report(model_name: str, image_results: Sequence[TagResult], dataset_r
         lines.append("Most frequent: " + ", ".join(f"{tag} ({n})" for tag, n in top))
     for r in skipped[:_REPORT_LIST_LIMIT]:
         lines.append(f"  skipped {r.source}: {r.error}")
+    for r in [r for r in dataset_results if r.caption_note][:_REPORT_LIST_LIMIT]:
+        lines.append(f"  caption not written for {r.source}: {r.caption_note}")
     for r in everything[:_REPORT_LIST_LIMIT]:
         if not r.error:
             lines.append(f"  {Path(r.source).name}: {r.caption}")

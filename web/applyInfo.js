@@ -31,6 +31,7 @@ export function infoLines(info) {
 	];
 	if (info.has_optimizer_state) lines.push("optimizer state (.optim) saved");
 	if (info.optional_info) lines.push(`note: ${info.optional_info}`);
+	for (const warning of info.warnings || []) lines.push(`WARNING: ${warning}`);
 	return lines;
 }
 

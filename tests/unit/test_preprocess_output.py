@@ -152,18 +152,39 @@ def test_output_folder_policies(source, tmp_path):
     assert fresh.output_directory == str(out / "run-0001") and "fresh subfolder" in fresh.report
     assert _files(out) == after_overwrite  # nothing mixed into the old run
     assert all(os.path.dirname(i.path) == str(out / "run-0001") for i in fresh.dataset)
-    with pytest.raises(ValueError, match="run-0001"):  # a subfolder is not ours to delete
-        preprocess(ds, _cfg(out, if_output_exists="overwrite"))
+    sub_files = _files(out / "run-0001")
+    again = preprocess(ds, _cfg(out, if_output_exists="overwrite"))  # a subfolder is not ours to delete
+    assert "kept 1 file(s) it did not write: run-0001" in again.report
+    assert sub_files and _files(out / "run-0001") == sub_files
 
 
-def test_overwrite_refuses_foreign_files(source, tmp_path):
+def test_overwrite_keeps_foreign_files_and_says_so(source, tmp_path):
     ds = load_dataset(str(source)).dataset
     out = tmp_path / "out"
     out.mkdir()
     (out / "my_notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="my_notes.txt"):
-        preprocess(ds, _cfg(out, if_output_exists="overwrite"))
+    result = preprocess(ds, _cfg(out, if_output_exists="overwrite"))
     assert (out / "my_notes.txt").read_text() == "keep me"
+    assert "kept 1 file(s) it did not write: my_notes.txt" in result.report
+
+
+def test_overwrite_removes_only_files_in_its_manifest(source, tmp_path):
+    """A file that merely looks like an output (no manifest lists it) is never deleted or replaced."""
+    ds = load_dataset(str(source)).dataset
+    out = tmp_path / "out"
+    out.mkdir()
+    lookalike = out / "00007-0-lookalike.png"
+    lookalike.write_bytes(b"the user's own file")
+    result = preprocess(ds, _cfg(out, if_output_exists="overwrite"))
+    assert lookalike.read_bytes() == b"the user's own file"
+    assert "00007-0-lookalike.png" in result.report
+    first_output = sorted(n for n in os.listdir(out) if n.startswith("00000-0-"))[0]
+    (out / MANIFEST_NAME).unlink()  # a folder of outputs whose manifest is gone: nothing is provably ours
+    collision = out / first_output
+    collision.write_bytes(b"same name as an output")
+    with pytest.raises(ValueError, match=first_output):
+        preprocess(ds, _cfg(out, if_output_exists="overwrite"))
+    assert collision.read_bytes() == b"same name as an output"
 
 
 def test_output_equal_to_source_refused(source):
