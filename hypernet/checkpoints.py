@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic import atomic_write_text, is_temp_name
+from .atomic import atomic_write_text
 from .fileio import load_hypernetwork, load_optimizer_state, save_hypernetwork, save_optimizer_state, short_hash
 from .module import Hypernetwork
 from .names import safe_name
+from .train_log import CSV_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,13 @@ class RunFolder:
         return None
 
     def run_files(self) -> list[Path]:
-        """The files of the run in the folder itself (not hidden, not in subfolders)."""
+        """The files a training run writes into the folder (checkpoints, `.optim`, previews, CSV,
+        settings, final record); anything else a user put there is none of the run's business."""
         if not self.root.is_dir():
             return []
+        own = {SETTINGS_NAME, FINAL_RECORD_NAME, CSV_NAME}
         return sorted(p for p in self.root.iterdir()
-                      if not p.name.startswith(".") and not p.is_dir() and not is_temp_name(p.name))
+                      if (p.name in own or self._stepped.match(p.name)) and p.is_file() and not p.is_symlink())
 
     def files_after(self, step: int) -> list[Path]:
         """Checkpoints, `.optim` files and previews of steps after `step` (from a longer earlier run)."""

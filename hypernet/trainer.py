@@ -440,6 +440,6 @@ def _resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool,
         if optim.ok:
             return start, optim.state_dict, history, f"continuing {source_file.name} with its optimizer state{moved_note}"
         logger.warning("%s", optim.reason)
-        return start, None, history, optim.reason + moved_note
+        return start, None, history, f"continuing {source_file.name} with a fresh optimizer ({optim.reason}){moved_note}"
     first = "started a fresh run" if start.step == 0 else f"continuing at step {start.step}"
     return start, None, history, first + moved_note
