@@ -98,11 +98,11 @@ class TrainingSession:
         self.run_folder = RunFolder(folder, network.name)
         self.final_path = folder / f"{self.run_folder.name}.pt"
         require_match(network, bridge.all_attention_widths(model), "the connected model")
+        final_note = final_file_note(self.final_path, self.run_folder, overwrite=overwrite,
+                                     source_file=source_file, starting_network=network)
         require_writable_folder(folder, "hypernetworks folder")
         require_writable_folder(self.run_folder.root, "run folder")
         self.notes: list[str] = []
-        final_note = final_file_note(self.final_path, self.run_folder, overwrite=overwrite,
-                                     source_file=source_file, starting_network=network)
         self._final_guard = FinalFileGuard(self.final_path)
         removed = remove_stale_temp_files([folder, self.run_folder.root], older_than=started_at - STALE_TEMP_AGE_S)
         if removed:
