@@ -253,8 +253,12 @@ def save_image_target(filename_prefix: str, width: int, height: int) -> tuple[Pa
     if not text or os.path.isabs(text) or ".." in Path(text).parts:
         raise ValueError(f"filename_prefix: {filename_prefix!r} is invalid; give a name such as 'xy_grid' "
                          "or 'grids/xy' inside the output folder")
-    folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(
-        text, folder_paths.get_output_directory(), width, height)
+    try:
+        folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(
+            text, folder_paths.get_output_directory(), width, height)
+    except OSError as exc:  # e.g. a file where the prefix's subfolder should be
+        raise ValueError(f"filename_prefix: {filename_prefix!r} cannot be used ({exc.strerror or exc}: "
+                         f"{exc.filename or ''}); choose another name or subfolder") from None
     return Path(folder), stem, int(counter), subfolder
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..hypernet.atomic import atomic_write_with
+from ..hypernet.atomic import atomic_write_with, require_writable_folder
 from ..hypernet.grid_image import compose_grid, grid_png_info
 from ..hypernet.grid_values import AxisContext, AxisValues, check_grid_size, parse_axis
 from ..hypernet.module import Hypernetwork
@@ -167,7 +167,8 @@ def run_xy_grid(model: Any, clip: Any, vae: Any, base: BaseSettings, x_type: str
                 y_values: str, filename_prefix: str, connected: Optional[Hypernetwork] = None,
                 prompt: Any = None, extra_pnginfo: Optional[Mapping[str, Any]] = None) -> GridResult:
     """Everything the node does: validate all inputs first, then sample, compose and save."""
-    bridge.save_image_target(filename_prefix, base.width, base.height)  # a bad prefix fails before sampling
+    folder, *_ = bridge.save_image_target(filename_prefix, base.width, base.height)  # a bad prefix fails early
+    require_writable_folder(folder, "filename_prefix")
     store = NetworkStore(connected)
     x, y = parse_axes(x_type, x_values, y_type, y_values, base, store)
     check_grid_size(len(x) * len(y), base.width, base.height)

@@ -105,9 +105,11 @@ def test_two_images_sharing_one_caption_file_are_reported(comfy_server, tagger):
 
 @pytest.mark.parametrize("overrides, fragments", [
     (dict(x_type="strength", x_values="0-100 (+1e-320)"), ["0-100 (+1e-320)", "use a larger step"]),
+    (dict(filename_prefix="grid_blocker/xy"), ["filename_prefix", "grid_blocker"]),
     (dict(x_type="steps", x_values="1-21", y_type="seed", y_values="1-20"), ["420 cells", "x_values or y_values"]),
 ])
 def test_grid_ranges_and_sizes_are_named_errors(comfy_server, overrides, fragments):
+    (comfy_server.layout.output / "grid_blocker").write_text("a file where a subfolder would go")
     graph = Graph()
     loader = graph.add("HNTestTinyCheckpointLoader", kind="sd1", seed=0)
     add_grid(graph, loader, **overrides)
