@@ -2,7 +2,8 @@
 
 An existing final file is replaced only when it is
 - the file this run continues (picked in `hypernetwork_name`: A1111 saves back to it),
-- the final file this run's folder wrote earlier (recorded by hash in the run folder),
+- the final file this run's folder wrote earlier (recorded by hash in the run folder, or equal
+  to its newest checkpoint, as every final file of a run is),
 - exactly the network the run started from (e.g. saved by Create Hypernetwork in the same graph),
 - or the user turned on `overwrite`.
 Anything else raises FileExistsError naming the file and the fix, before any training.
@@ -40,6 +41,18 @@ def holds_network(path: Path, network: Hypernetwork) -> bool:
         torch.equal(ours[key].detach().cpu(), theirs[key]) for key in ours)
 
 
+def _matches_last_checkpoint(final_path: Path, run_folder: RunFolder) -> bool:
+    """A run's final file equals its last checkpoint: so is one written before runs recorded it."""
+    checkpoints = run_folder.checkpoints()
+    if not checkpoints:
+        return False
+    try:
+        last = load_hypernetwork(checkpoints[-1].path)
+    except (ValueError, FileNotFoundError):
+        return False
+    return holds_network(final_path, last)
+
+
 def final_file_note(final_path: Path, run_folder: RunFolder, *, overwrite: bool, source_file: Path | None,
                     starting_network: Hypernetwork) -> str:
     """'' when the final file is free; a note for the report when replacing it is allowed;
@@ -52,7 +65,7 @@ def final_file_note(final_path: Path, run_folder: RunFolder, *, overwrite: bool,
                               "another hypernetwork name")
     if source_file is not None and _same_file(final_path, source_file):
         return f"the final file replaces {final_path.name}, the file this run continues (as A1111 does)"
-    if run_folder.is_own_final(final_path):
+    if run_folder.is_own_final(final_path) or _matches_last_checkpoint(final_path, run_folder):
         return f"the final file replaces {final_path.name}, written by an earlier run of {run_folder.root}"
     if holds_network(final_path, starting_network):
         return f"the final file replaces {final_path.name}, which held the network this run started from"

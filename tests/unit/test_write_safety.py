@@ -138,6 +138,11 @@ def test_final_file_rule(tmp_path):
     assert "started from" in final_file_note(final, folder, overwrite=False, source_file=None, starting_network=start)
     save_hypernetwork(net("trained", seed=3), final)
     folder.root.mkdir()
+    save_hypernetwork(net("trained", seed=3), folder.checkpoint_path(0))  # a run of an earlier version
+    assert "earlier run" in final_file_note(final, folder, overwrite=False, source_file=None, starting_network=start)
+    folder.checkpoint_path(0).unlink()
+    with pytest.raises(FileExistsError):
+        final_file_note(final, folder, overwrite=False, source_file=None, starting_network=start)
     folder.record_final(final)
     assert "earlier run" in final_file_note(final, folder, overwrite=False, source_file=None, starting_network=start)
     guard = FinalFileGuard(final)
