@@ -1,0 +1,177 @@
+"""Tag operations on comma-separated captions, for the dataset editor (pure text, no file I/O).
+
+A caption is a list of tags separated by commas. Commas inside parentheses/brackets belong to the
+tag (`(red, blue:1.2)` is one tag) and escaped brackets (`\\(`) do not nest. Tags are compared by
+their *name*: the text without surrounding weight syntax, so `(tag:1.2)`, `[tag]` and `tag` all
+name `tag`; a replace keeps the weight (`(old:1.2)` -> `(new:1.2)`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+OPS = ("add", "remove", "replace", "dedupe", "sort")
+POSITIONS = ("front", "back")
+_OPEN, _CLOSE = "([{", ")]}"
+_WEIGHT = re.compile(r"^(?P<open>[(\[{]+)(?P<name>.*?)(?P<weight>:\s*-?[\d.]+)?(?P<close>[)\]}]+)$", re.S)
+_SPACES = re.compile(r"\s+")
+
+
+def split_tags(caption: str) -> list[str]:
+    """Tags of a caption in order: split at top-level commas, stripped, empty ones dropped."""
+    tags: list[str] = []
+    depth = 0
+    start = 0
+    escaped = False
+    for i, ch in enumerate(caption):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            tags.append(caption[start:i])
+            start = i + 1
+    tags.append(caption[start:])
+    return [t for t in (_SPACES.sub(" ", t).strip() for t in tags) if t]
+
+
+def join_tags(tags: Iterable[str]) -> str:
+    """A caption from tags, separated by ', ' (the form taggers and A1111 write)."""
+    return ", ".join(tags)
+
+
+def _parts(tag: str) -> tuple[str, str, str]:
+    """(prefix, name, suffix): `(cat:1.2)` -> ('(', 'cat', ':1.2)'); a plain tag has no affixes."""
+    match = _WEIGHT.match(tag)
+    if match is None or len(match.group("open")) != len(match.group("close")):
+        return "", tag, ""
+    return match.group("open"), match.group("name").strip(), (match.group("weight") or "") + match.group("close")
+
+
+def tag_name(tag: str) -> str:
+    """The tag without weight syntax: what counts, filters and exact matches compare."""
+    return _parts(tag)[1]
+
+
+def _normalise_new_tags(text: str, field: str) -> list[str]:
+    tags = split_tags(text or "")
+    if not tags:
+        raise ValueError(f"{field}: give a tag (got {text!r})")
+    return tags
+
+
+@dataclass(frozen=True)
+class EditOp:
+    """One bulk operation.
+
+    kind: add (tags at `position` front/back, skipped where present), remove, replace (exact
+    name, or `regex` on the name; `new` may use \\1 groups; an empty `new` removes), dedupe (keep
+    the first of each name), sort (by name, case-insensitive).
+    """
+
+    kind: str
+    tag: str = ""
+    new: str = ""
+    position: str = "back"
+    regex: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in OPS:
+            raise ValueError(f"op: {self.kind!r} is not an edit; use one of {', '.join(OPS)}")
+        if self.kind == "add":
+            _normalise_new_tags(self.tag, "tag")
+            if self.position not in POSITIONS:
+                raise ValueError(f"position: {self.position!r}; use 'front' or 'back'")
+        if self.kind in ("remove", "replace"):
+            if not (self.tag or "").strip():
+                raise ValueError(f"tag: give the tag to {self.kind}")
+            if self.regex:
+                try:
+                    re.compile(self.tag)
+                except re.error as exc:
+                    raise ValueError(f"tag: {self.tag!r} is not a valid regular expression ({exc})") from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EditOp":
+        if not isinstance(data, Mapping):
+            raise ValueError("op: expected an object like {\"kind\": \"replace\", \"tag\": \"a\", \"new\": \"b\"}")
+        return cls(kind=str(data.get("kind", "")), tag=str(data.get("tag", "") or ""),
+                   new=str(data.get("new", "") or ""), position=str(data.get("position", "back") or "back"),
+                   regex=bool(data.get("regex", False)))
+
+    def matcher(self):
+        """A predicate on tag names for remove/replace."""
+        if self.regex:
+            pattern = re.compile(self.tag)
+            return lambda name: pattern.fullmatch(name) is not None
+        wanted = tag_name(self.tag.strip())
+        return lambda name: name == wanted
+
+
+def _replace_one(tag: str, op: EditOp, pattern: re.Pattern[str] | None) -> list[str]:
+    prefix, name, suffix = _parts(tag)
+    if pattern is not None:
+        new_name = pattern.sub(op.new, name) if pattern.fullmatch(name) else name
+    else:
+        new_name = op.new.strip()
+    new_tags = split_tags(new_name)
+    if not new_tags:
+        return []
+    if len(new_tags) == 1:
+        return [f"{prefix}{new_tags[0]}{suffix}"]
+    return new_tags
+
+
+def apply_op(tags: list[str], op: EditOp) -> list[str]:
+    """The tags after `op` (a new list; `tags` is not changed)."""
+    if op.kind == "add":
+        present = {tag_name(t) for t in tags}
+        new = [t for t in split_tags(op.tag) if tag_name(t) not in present]
+        return new + list(tags) if op.position == "front" else list(tags) + new
+    if op.kind == "remove":
+        match = op.matcher()
+        return [t for t in tags if not match(tag_name(t))]
+    if op.kind == "replace":
+        match = op.matcher()
+        pattern = re.compile(op.tag) if op.regex else None
+        out: list[str] = []
+        for tag in tags:
+            out.extend(_replace_one(tag, op, pattern) if match(tag_name(tag)) else [tag])
+        return dedupe(out) if out != tags else out
+    if op.kind == "dedupe":
+        return dedupe(tags)
+    return sorted(tags, key=lambda t: (tag_name(t).casefold(), t))
+
+
+def dedupe(tags: Iterable[str]) -> list[str]:
+    """Keep the first tag of each name, in order."""
+    seen: set[str] = set()
+    out = []
+    for tag in tags:
+        name = tag_name(tag)
+        if name not in seen:
+            seen.add(name)
+            out.append(tag)
+    return out
+
+
+def edit_caption(caption: str, op: EditOp) -> str:
+    """The caption after `op`; unchanged text is returned as it was (not re-joined)."""
+    tags = split_tags(caption)
+    new = apply_op(tags, op)
+    return caption if new == tags else join_tags(new)
+
+
+def plan_bulk(captions: Mapping[str, str], op: EditOp) -> dict[str, str]:
+    """{name: new caption} for the captions `op` changes (a dry run: nothing is written)."""
+    changed: dict[str, str] = {}
+    for name, caption in captions.items():
+        new = edit_caption(caption, op)
+        if new != caption:
+            changed[name] = new
+    return changed
