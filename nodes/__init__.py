@@ -24,3 +24,4 @@ def _load(module_name: str, class_name: str) -> type:
 NODE_CLASS_MAPPINGS = {node_id: _load(module, cls) for node_id, _, module, cls in CATALOG}
 NODE_DISPLAY_NAME_MAPPINGS = {node_id: display for node_id, display, _, _ in CATALOG}
 from . import routes  # noqa: E402,F401  (registers the GET /hypernetwork/info route)
+from . import dataset_routes  # noqa: E402,F401  (registers the dataset editor's routes)

@@ -495,3 +495,24 @@ def add_get_route(path: str, handler: Any) -> bool:
         return False
     routes.get(path)(handler)
     return True
+
+
+def add_route(method: str, path: str, handler: Any) -> bool:
+    """Register an aiohttp `handler` for `method` ("GET"/"POST") at `path`; see add_get_route."""
+    import sys
+
+    server_module = sys.modules.get("server")
+    instance = getattr(getattr(server_module, "PromptServer", None), "instance", None)
+    routes = getattr(instance, "routes", None)
+    if routes is None:
+        return False
+    routes.route(method, path)(handler)
+    return True
+
+
+def user_directory() -> Path:
+    """ComfyUI's user folder (settings, workflows), where the pack's user config files live."""
+    getter = getattr(folder_paths, "get_user_directory", None)
+    if getter is not None:
+        return Path(getter())
+    return Path(getattr(folder_paths, "user_directory", os.path.join(folder_paths.base_path, "user")))

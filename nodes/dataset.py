@@ -9,6 +9,7 @@ from pathlib import Path
 from ..hypernet.dataset_load import LoadResult, load_dataset
 from ..hypernet.folder_walk import is_real_dir, walk_sorted
 from ..hypernet.dataset_preview import preview_tensor
+from ..hypernet.dataset_sidecar import SIDECAR_NAME, apply_edits, read_edits
 from . import bridge
 from .sockets import CATEGORY_DATASET, HN_DATASET
 
@@ -64,6 +65,11 @@ def folder_fingerprint(root: Path, depth: int | None, caption_extension: str) ->
                 except OSError:
                     pass
             digest.update(f"f:{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    try:  # the dataset editor's exclusions and crops (a hidden file, so not part of the walk)
+        with open(os.path.join(root, SIDECAR_NAME), "rb") as fh:
+            digest.update(b"edits:" + hashlib.sha1(fh.read()).digest())
+    except OSError:
+        pass
     return digest.hexdigest()
 
 
@@ -72,6 +78,17 @@ def scan_depth(recursive: bool, repeats_from_folder_names: bool) -> int | None:
     if recursive:
         return None
     return 1 if repeats_from_folder_names else 0
+
+
+def with_editor_edits(dataset, report: str):
+    """The dataset editor's exclusions and crop instructions (if the folder has any) applied."""
+    edits = read_edits(dataset.root)
+    if not edits.excluded and not edits.crops:
+        return dataset, report
+    edited, stats = apply_edits(dataset, edits)
+    note = (f"Dataset editor: {stats['excluded']} image(s) excluded from training, {stats['cropped']} with a "
+            f"crop instruction (see {SIDECAR_NAME}; Edit dataset... to change).")
+    return edited, report + "\n" + note
 
 
 class HypernetworkLoadDataset:
@@ -150,6 +167,7 @@ class HypernetworkLoadDataset:
             should_cancel=bridge.interrupted)
         if result.cancelled:
             bridge.raise_if_interrupted()
-        logger.info("%s", result.report.splitlines()[0])
-        preview = preview_tensor(result.dataset, preview_count)
-        return {"ui": {"text": [result.report]}, "result": (result.dataset, result.report, preview)}
+        dataset, report = with_editor_edits(result.dataset, result.report)
+        logger.info("%s", report.splitlines()[0])
+        preview = preview_tensor(dataset, preview_count)
+        return {"ui": {"text": [report]}, "result": (dataset, report, preview)}
