@@ -135,7 +135,11 @@ def list_folder(data: dict[str, Any]) -> dict[str, Any]:
     edits = read_edits(str(root))
     entries = with_overrides(scan_folder(str(root), _ext(data), bool(data.get("recursive", False))),
                              _overrides(data))
-    edits.excluded.update(n for n in (data.get("excluded_overrides") or []) if isinstance(n, str))
+    local_excluded = data.get("excluded_names")
+    if local_excluded is not None:  # the editor's unsaved exclusions replace the saved ones
+        if not isinstance(local_excluded, list):
+            raise BadRequest("excluded_names: expected a list of image names")
+        edits.excluded = {str(n) for n in local_excluded}
     listing: Listing = list_page(entries, Filter.from_dict(data.get("filter")), edits.excluded,
                                  _int(data, "offset", 0), _int(data, "limit", 200))
     return {"folder": str(root), "total": listing.total, "matched": len(listing.matched),
@@ -204,12 +208,14 @@ def bulk_edit(data: dict[str, Any]) -> dict[str, Any]:
         wanted = set(map(str, names))
         targets = [e for e in entries if e.name in wanted]
     else:
-        targets = list_page(entries, Filter.from_dict(data.get("filter")), read_edits(str(root)).excluded,
-                            0, 0).matched
+        excluded = data.get("excluded_names")
+        excluded = set(map(str, excluded)) if isinstance(excluded, list) else read_edits(str(root)).excluded
+        targets = list_page(entries, Filter.from_dict(data.get("filter")), excluded, 0, 0).matched
     changed = plan_bulk({e.name: e.caption for e in targets}, op)
     answer: dict[str, Any] = {"considered": len(targets), "changed": len(changed), "dry_run": dry_run}
     if dry_run:
         answer["captions"] = changed
+        answer["versions"] = {e.name: e.version for e in targets if e.name in changed}
         return answer
     versions = {e.name: e.version for e in targets}
     result = caption_save.save(str(root), [caption_save.CaptionChange(n, t, versions[n]) for n, t in changed.items()],
