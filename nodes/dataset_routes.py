@@ -146,7 +146,8 @@ def list_folder(data: dict[str, Any]) -> dict[str, Any]:
             "offset": _int(data, "offset", 0), "items": [_entry_json(e, edits) for e in listing.page],
             "tags": listing.dataset_tags.most_common(), "matched_tags": listing.matched_tags.most_common(),
             "excluded": len(edits.excluded), "edits_version": edits.version,
-            "matched_names": [e.name for e in listing.matched] if data.get("with_names") else None}
+            "edits": {"excluded": sorted(edits.excluded), "crops": {k: list(v) for k, v in edits.crops.items()}}
+            if data.get("with_edits") else None}
 
 
 def thumbnail(data: dict[str, Any]) -> web.Response:
@@ -216,6 +217,7 @@ def bulk_edit(data: dict[str, Any]) -> dict[str, Any]:
     if dry_run:
         answer["captions"] = changed
         answer["versions"] = {e.name: e.version for e in targets if e.name in changed}
+        answer["before"] = {e.name: e.caption for e in targets if e.name in changed}
         return answer
     versions = {e.name: e.version for e in targets}
     result = caption_save.save(str(root), [caption_save.CaptionChange(n, t, versions[n]) for n, t in changed.items()],
