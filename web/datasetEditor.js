@@ -309,8 +309,6 @@ export class DatasetEditor {
 		this.main.append(this.grid, el("div", { class: "hn-de-more", style: { height: "20px" } }));
 		this.root.append(this.head, this.side, this.main, this.detail);
 		document.body.append(this.root);
-		this.onKey = (event) => this.keydown(event);
-		this.root.addEventListener("keydown", this.onKey);
 		this.observer = new IntersectionObserver((entries) => {
 			if (entries.some((e) => e.isIntersecting) && this.order.length < this.matched && !this.loadingMore) {
 				this.loadingMore = true;
@@ -329,16 +327,22 @@ export class DatasetEditor {
 	close(force = false) {
 		if (!force && this.dirty && !window.confirm("The dataset editor has unsaved changes. Close anyway?")) return false;
 		this.observer?.disconnect();
-		this.root?.removeEventListener("keydown", this.onKey);
 		this.root?.remove();
 		if (current === this) current = null;
 		return true;
 	}
 
 	status(text, isError = false) {
+		this.message = text;
+		this.messageIsError = isError;
+		this.showStatus();
+	}
+
+	showStatus() {
 		if (!this.statusEl) return;
-		this.statusEl.textContent = text;
-		this.statusEl.style.color = isError ? "#f77" : "";
+		const count = this.lastListing ? `${this.matched} of ${this.total} images` : "loading…";
+		this.statusEl.textContent = this.message ? `${count} · ${this.message}` : count;
+		this.statusEl.style.color = this.messageIsError ? "#f77" : "";
 	}
 
 	buildHead() {
@@ -365,7 +369,7 @@ export class DatasetEditor {
 		this.undoButton.disabled = !this.undoStack.length;
 		this.redoButton.disabled = !this.redoStack.length;
 		this.saveButton.textContent = this.dirty ? `Save (${this.captions.size}${this.editsDirty ? "+" : ""})` : "Save";
-		if (!this.statusEl.style.color) this.statusEl.textContent = `${this.matched} of ${this.total} images`;
+		this.showStatus();
 	}
 
 	thumbUrl(name, size = THUMB) {
@@ -466,6 +470,10 @@ export class DatasetEditor {
 	}
 
 	bulkPanel() {
+		if (this.bulkEl) {
+			this.bulkTitle.textContent = `Bulk edit on the ${this.matched} filtered images`;
+			return this.bulkEl;
+		}
 		const kind = el("select", { class: "hn-de-bulk-kind" }, ["add", "remove", "replace", "dedupe", "sort"].map((k) => el("option", { value: k }, k)));
 		const tag = el("input", { class: "hn-de-bulk-tag", placeholder: "tag (or regex)" });
 		const replacement = el("input", { class: "hn-de-bulk-new", placeholder: "replace with" });
@@ -485,9 +493,11 @@ export class DatasetEditor {
 				result.textContent = `${changed} captions changed (unsaved)`;
 			} catch (error) { result.textContent = error.message; }
 		} }, "Apply");
-		return el("div", { class: "hn-de-section hn-de-bulk" }, el("b", {}, `Bulk edit on the ${this.matched} filtered images`),
+		this.bulkTitle = el("b", {}, `Bulk edit on the ${this.matched} filtered images`);
+		this.bulkEl = el("div", { class: "hn-de-section hn-de-bulk" }, this.bulkTitle,
 			el("div", { class: "hn-de-row" }, kind, position), tag, replacement,
 			el("label", { class: "hn-de-row" }, regex, "regular expression"), el("div", { class: "hn-de-row" }, preview, apply), result);
+		return this.bulkEl;
 	}
 
 	renderDetail() {
@@ -520,23 +530,26 @@ export class DatasetEditor {
 			const hits = [...own, ...this.vocabulary].filter((t) => t.toLowerCase().includes(needle) && !seen.has(t) && seen.add(t)).slice(0, 40);
 			datalist.replaceChildren(...hits.map((t) => el("option", { value: t })));
 		});
-		add.addEventListener("keydown", (event) => {
-			if (event.key !== "Enter" || !add.value.trim()) return;
-			event.preventDefault();
-			const have = new Set(tags);
-			const extra = splitTags(add.value).filter((t) => !have.has(t));
-			add.value = "";
-			if (extra.length) this.setTags(name, [...tags, ...extra], "add tag");
-			this.detail.querySelector(".hn-de-add")?.focus();
-		});
 		const raw = el("textarea", { class: "hn-de-raw" }, this.caption(name));
 		raw.addEventListener("change", () => this.setCaption(name, raw.value.trim(), "edit caption"));
-		const excluded = el("input", { type: "checkbox", class: "hn-de-exclude", checked: this.excluded.has(name),
+		const excluded = el("input", { type: "checkbox", class: "hn-de-exclude-image", checked: this.excluded.has(name),
 			onchange: (e) => this.commit({ excluded: { [name]: [this.excluded.has(name), e.target.checked] } }, "exclude") });
 		this.detail.replaceChildren(el("b", {}, name), this.cropEditor(name),
 			el("div", { class: "hn-de-section" }, el("b", {}, "Tags (drag to reorder)"), chips, add, datalist),
 			el("div", { class: "hn-de-section" }, el("b", {}, "Caption"), raw),
 			el("label", { class: "hn-de-row" }, excluded, "exclude from training (kept on disk)"));
+	}
+
+	/** Enter in the add-tag field: its tags go to the end of the selected image's caption. */
+	addFromInput(input) {
+		const name = this.selected;
+		if (!name || !input.value.trim()) return;
+		const tags = splitTags(this.caption(name));
+		const have = new Set(tags);
+		const extra = splitTags(input.value).filter((t) => !have.has(t));
+		input.value = "";
+		if (extra.length) this.setTags(name, [...tags, ...extra], "add tag");
+		this.detail.querySelector(".hn-de-add")?.focus();
 	}
 
 	reorder(name, from, to) {
@@ -664,7 +677,10 @@ export class DatasetEditor {
 		const inField = ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName);
 		const ctrl = event.ctrlKey || event.metaKey;
 		const key = event.key.toLowerCase();
-		if (ctrl && key === "s") {
+		if (event.key === "Enter" && event.target.classList?.contains("hn-de-add")) {
+			event.preventDefault();
+			this.addFromInput(event.target);
+		} else if (ctrl && key === "s") {
 			event.preventDefault();
 			this.save().catch(() => {});
 		} else if (ctrl && key === "z" && !inField) {
@@ -683,9 +699,18 @@ export class DatasetEditor {
 			event.preventDefault();
 			this.detail.querySelector(".hn-de-add")?.focus();
 		}
-		event.stopPropagation(); // keep the canvas' own shortcuts out of the editor
 	}
 }
+
+// The host's shortcuts (Ctrl+S saves the workflow, Ctrl+Z undoes graph edits, q/h/r toggle panels)
+// listen on window in the capture phase. This listener is added when the module is imported, before
+// the host's extensions run init(), so while the editor is open it sees keys first, handles them
+// and keeps them from the host. Typing still works: default actions are not prevented.
+window.addEventListener("keydown", (event) => {
+	if (!current?.root?.isConnected) return;
+	current.keydown(event);
+	event.stopImmediatePropagation();
+}, true);
 
 export function openDatasetEditor(options) {
 	return new DatasetEditor(options).open();

@@ -1,0 +1,185 @@
+"""The dataset editor in the host's real UI (headless Chromium over the DevTools protocol): open it
+from Load Dataset's "Edit dataset…" button, filter by a tag, bulk-replace a tag, edit one image's
+tags, undo/redo, exclude an image, draw a crop box with the mouse, save with Ctrl+S; then the files
+on disk and a LoadDataset -> Preprocess run show the new captions, the exclusion and the crop.
+
+HN_UPDATE_SCREENSHOTS=1 also writes docs/dataset_editor.png (the README's screenshot)."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from PIL import Image
+
+from tests.e2e.test_browser import ARTIFACTS, DOCS, Chromium, find_chromium, publish
+from tests.support.graphs import Graph
+from tests.support.images import pattern_rgb
+
+pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
+
+CAPTIONS = ["cat, red hair, smile", "dog, red hair", "cat, blue eyes, red hair", "bird, sky", "cat, (red hair:1.2)",
+            "dog, grass", "tree", None, "cat, night", "flower, red hair", "car, road", "cat, dog"]
+SIZES = [(96, 64), (64, 64), (64, 96), (80, 80)]
+
+
+@pytest.fixture(scope="module")
+def folder(comfy_server):
+    root = comfy_server.layout.input / f"ui_edit_{uuid.uuid4().hex[:6]}"
+    root.mkdir()
+    for i, caption in enumerate(CAPTIONS):
+        pattern_rgb(*SIZES[i % len(SIZES)], seed=i).save(root / f"img{i:02d}.png")
+        if caption is not None:
+            (root / f"img{i:02d}.txt").write_text(caption, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(comfy_server, tmp_path_factory):
+    browser = Chromium(find_chromium(), tmp_path_factory.mktemp("chromium-editor"))
+    browser.start()
+    try:
+        browser.navigate(comfy_server.url)
+        browser.wait_for("window.app && app.graph && window.hnDatasetEditor && "
+                         "app.extensions.some((e) => e.name === 'hypernetwork.datasetEditor')", timeout=90)
+        yield browser
+    finally:
+        browser.stop()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "dataset_editor_console.log").write_text("\n".join(browser.console + browser.exceptions) + "\n")
+
+
+def js(value) -> str:
+    return json.dumps(value)
+
+
+def cards(page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('.hn-de-card')].map((c) => c.dataset.name)")
+
+
+def key(page, key_name: str, **mods) -> None:
+    """A keydown on the editor (not in a text field), as the keyboard would send it."""
+    page.evaluate(f"document.querySelector('.hn-de').dispatchEvent(new KeyboardEvent('keydown', "
+                  f"{{key: {js(key_name)}, bubbles: true, cancelable: true, ctrlKey: {js(mods.get('ctrl', False))}, "
+                  f"shiftKey: {js(mods.get('shift', False))}}})), true")
+
+
+def mouse_drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 5) -> None:
+    page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": start[0], "y": start[1]})
+    page.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": start[0], "y": start[1], "button": "left",
+                                           "clickCount": 1, "buttons": 1})
+    for i in range(1, steps + 1):
+        x = start[0] + (end[0] - start[0]) * i / steps
+        y = start[1] + (end[1] - start[1]) * i / steps
+        page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "left", "buttons": 1})
+    page.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": end[0], "y": end[1], "button": "left",
+                                           "clickCount": 1, "buttons": 0})
+
+
+def caption_of(page, name: str) -> str:
+    return page.evaluate(f"hnDatasetEditor.current().caption({js(name)})")
+
+
+def test_edit_a_dataset_in_the_ui_then_train_data_follows(page, comfy_server, folder):
+    # a Load Dataset node on the canvas with the folder; its button opens the editor
+    page.evaluate(f"""(() => {{
+        app.graph.clear();
+        const node = LiteGraph.createNode('HypernetworkLoadDataset');
+        app.graph.add(node);
+        node.widgets.find((w) => w.name === 'directory').value = {js(folder.name)};
+        const button = node.widgets.find((w) => w.name === 'hn_edit_dataset');
+        button.callback();
+        const saved = node.serialize().widgets_values;
+        return saved.length === node.widgets.length - 1 && !saved.includes(null);
+    }})()""")
+    page.wait_for("document.querySelectorAll('.hn-de-card').length === 12", timeout=30)
+    assert page.evaluate("document.querySelector('.hn-de').dataset.folder") == folder.name
+    counts = dict(page.evaluate("hnDatasetEditor.current().lastListing.tags"))
+    assert counts["cat"] == 5 and counts["red hair"] == 5
+
+    # filter: click the tag "cat" in the tag list
+    page.evaluate("document.querySelector('.hn-de-tag[data-tag=\"cat\"]').click(), true")
+    page.wait_for("document.querySelectorAll('.hn-de-card').length === 5")
+    cat_cards = cards(page)
+    assert cat_cards == ["img00.png", "img02.png", "img04.png", "img08.png", "img11.png"]
+
+    # bulk replace "red hair" -> "crimson hair" on the filtered images: preview count, then apply
+    page.evaluate("""(() => {
+        const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('change')); };
+        set('.hn-de-bulk-kind', 'replace'); set('.hn-de-bulk-tag', 'red hair'); set('.hn-de-bulk-new', 'crimson hair');
+        document.querySelector('.hn-de-bulk-preview').click(); return true; })()""")
+    assert page.wait_for("(() => { const t = document.querySelector('.hn-de-bulk-result').textContent;"
+                         " return t.includes('change') && t; })()") == "3 of 5 captions change"
+    page.evaluate("document.querySelector('.hn-de-bulk-apply').click(), true")
+    page.wait_for("document.querySelector('.hn-de-bulk-result').textContent.includes('changed')")
+    assert caption_of(page, "img04.png") == "cat, (crimson hair:1.2)"
+    assert caption_of(page, "img01.png") == "dog, red hair", "images outside the filter are not changed"
+
+    # one image: select with the keyboard, add a tag with Enter, remove a tag with its ×
+    page.evaluate("document.querySelector('.hn-de-card[data-name=\"img00.png\"]').click(), true")
+    key(page, "ArrowRight")
+    assert page.evaluate("hnDatasetEditor.current().selected") == "img02.png"
+    page.evaluate("""(() => { const input = document.querySelector('.hn-de-add'); input.value = 'green eyes, smile';
+        input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); return true; })()""")
+    page.wait_for("hnDatasetEditor.current().caption('img02.png').endsWith('smile')")
+    assert caption_of(page, "img02.png") == "cat, blue eyes, crimson hair, green eyes, smile"
+    page.evaluate("[...document.querySelectorAll('.hn-de-detail-tags .hn-de-chip')]"
+                  ".find((c) => c.firstChild.textContent === 'blue eyes').querySelector('.x').click(), true")
+    assert caption_of(page, "img02.png") == "cat, crimson hair, green eyes, smile"
+    key(page, "z", ctrl=True)
+    assert caption_of(page, "img02.png") == "cat, blue eyes, crimson hair, green eyes, smile"
+    key(page, "z", ctrl=True, shift=True)
+    assert caption_of(page, "img02.png") == "cat, crimson hair, green eyes, smile"
+
+    # exclude one image from training
+    page.evaluate("document.querySelector('.hn-de-card[data-name=\"img08.png\"]').click(), true")
+    page.evaluate("document.querySelector('.hn-de-exclude-image').click(), true")
+
+    # crop img00 (96x64): a square box, dragged to the right edge with the mouse
+    page.evaluate("document.querySelector('.hn-de-card[data-name=\"img00.png\"]').click(), true")
+    page.wait_for("document.querySelector('.hn-de-crop img').naturalWidth > 0")
+    page.evaluate("document.querySelector('.hn-de-crop-set').click(), true")
+    box = page.wait_for("hnDatasetEditor.current().crops['img00.png']")
+    assert box == pytest.approx([1 / 6, 0, 5 / 6, 1], abs=1e-3)
+    rect = page.wait_for("(() => { const r = document.querySelector('.hn-de-box')?.getBoundingClientRect();"
+                         " return r && {x: r.x, y: r.y, w: r.width, h: r.height}; })()")
+    centre = (rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2)
+    mouse_drag(page, centre, (centre[0] + rect["w"], centre[1]))
+    box = page.wait_for("(() => { const b = hnDatasetEditor.current().crops['img00.png']; return b[0] > 0.3 && b; })()")
+    assert box == pytest.approx([1 / 3, 0, 1, 1], abs=2e-3)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = page.screenshot(ARTIFACTS / "dataset_editor.png")
+    publish(shot, DOCS / "dataset_editor.png", 1400)
+
+    # Ctrl+S saves everything; then the files on disk
+    key(page, "s", ctrl=True)
+    page.wait_for("document.querySelector('.hn-de-status').textContent.includes('· saved')")
+    assert not page.evaluate("hnDatasetEditor.current().dirty")
+    assert (folder / "img04.txt").read_text(encoding="utf-8") == "cat, (crimson hair:1.2)"
+    assert (folder / "img02.txt").read_text(encoding="utf-8") == "cat, crimson hair, green eyes, smile"
+    assert (folder / "img01.txt").read_text(encoding="utf-8") == "dog, red hair"
+    edits = json.loads((folder / ".hypernetwork_edits.json").read_text())
+    assert edits["excluded"] == ["img08.png"]
+    assert edits["crops"]["img00.png"] == pytest.approx([1 / 3, 0, 1, 1], abs=2e-3)
+    page.evaluate("hnDatasetEditor.current().close(true), true")
+    assert page.evaluate("document.querySelector('.hn-de') === null")
+
+    # LoadDataset -> Preprocess (keep size, files written) uses the new captions, exclusion and crop
+    output = comfy_server.layout.output / f"ui_edit_{uuid.uuid4().hex[:6]}"
+    graph = Graph()
+    load = graph.add("HypernetworkLoadDataset", directory=folder.name, recursive=False, caption_extension=".txt",
+                     repeats_from_folder_names=False, on_bad_file="skip and report", missing_caption="empty",
+                     preview_count=1)
+    graph.add("HypernetworkPreprocess", dataset=[load, 0], width=64, height=64, mode="keep", flip=False,
+              existing_caption="copy", caption_text="", output_directory=str(output), if_output_exists="refuse",
+              workers=1, preview_count=1)
+    comfy_server.run(graph.to_api())
+    pngs = sorted(output.glob("*.png"))
+    assert len(pngs) == 11 and not any(p.name.endswith("-img08.png") for p in pngs)
+    first = next(p for p in pngs if p.name.endswith("-img00.png"))
+    with Image.open(first) as img:
+        assert img.size == (64, 64), "the 64x64 crop box of the 96x64 image"
+    with Image.open(folder / "img00.png") as src, Image.open(first) as out:
+        assert out.convert("RGB").getpixel((0, 0)) == src.convert("RGB").getpixel((32, 0))
+    assert first.with_suffix(".txt").read_text(encoding="utf-8") == "cat, crimson hair, smile"
