@@ -41,7 +41,7 @@ const CSS = `
 .hn-de-section>b{font-size:12px;opacity:.8}
 .hn-de-row{display:flex;gap:5px;align-items:center;flex-wrap:wrap}
 .hn-de-crop{position:relative;align-self:center;user-select:none}
-.hn-de-crop img{max-width:340px;max-height:340px;display:block}
+.hn-de-crop img{display:block;image-rendering:auto}
 .hn-de-box{position:absolute;border:2px solid #4a9eff;box-shadow:0 0 0 9999px rgba(0,0,0,.45);cursor:move}
 .hn-de-handle{position:absolute;right:-7px;bottom:-7px;width:14px;height:14px;background:#4a9eff;cursor:nwse-resize;border-radius:3px}
 .hn-de textarea{width:100%;min-height:70px;resize:vertical}
@@ -577,6 +577,11 @@ export class DatasetEditor {
 
 	cropEditor(name) {
 		const img = el("img", { src: this.thumbUrl(name, 384), alt: name, draggable: "false" });
+		img.addEventListener("load", () => { // small images are shown enlarged, so the box is easy to handle
+			const scale = 340 / Math.max(img.naturalWidth, img.naturalHeight);
+			img.style.width = `${Math.round(img.naturalWidth * scale)}px`;
+			img.style.height = `${Math.round(img.naturalHeight * scale)}px`;
+		});
 		const wrap = el("div", { class: "hn-de-crop" }, img);
 		const box = this.crops[name];
 		if (box) {
