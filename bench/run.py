@@ -29,7 +29,7 @@ from bench.harness import emit_result, run_child  # noqa: E402
 
 logger = logging.getLogger("bench")
 
-CASE_GROUPS = ("train", "memory", "sampling", "tagger", "preprocess", "load")
+CASE_GROUPS = ("train", "memory", "sampling", "tagger", "preprocess", "load", "editor")
 KB = 1024
 MB = 1024 * 1024
 
@@ -176,6 +176,18 @@ def bench_load(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Ro
     return [scale, mem]
 
 
+def bench_editor(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
+    """Dataset editor (bench/cases_editor.py): list + tag counts and a saved bulk replace."""
+    count = 1_000 if opts.quick else 10_000
+    res = run_child("editor", {"count": count, "repeats": 3, "clock": opts.clock})
+    notes.append(f"editor: first (cold) list of {count} captions {res['list_cold_ours']:.3f} s vs bare read "
+                 f"{res['list_cold_baseline']:.3f} s ({res['list_cold_ours'] / res['list_cold_baseline']:.2f}x)")
+    return [make_row(f"editor list + tag counts, {count} captions (s)", res["list_ours"], res["list_baseline"],
+                     at_most(1.5)),
+            make_row(f"editor bulk replace saved, {count} captions (s)", res["bulk_ours"], res["bulk_baseline"],
+                     at_most(1.5))]
+
+
 def bench_scaling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
     """Not a budget row: how an `ours` train step scales with resolution and batch (for README)."""
     base = cfg["model"]["latent"]
@@ -201,6 +213,7 @@ def bench_scaling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list
 GROUPS: dict[str, Callable[[dict, argparse.Namespace, list[str]], list[Row]]] = {
     "train": bench_train, "memory": bench_memory, "sampling": bench_sampling,
     "tagger": bench_tagger, "preprocess": bench_preprocess, "load": bench_load, "scaling": bench_scaling,
+    "editor": bench_editor,
 }
 
 
@@ -244,9 +257,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def child_main(case: str, args_json: str) -> None:
-    from bench import cases_data, cases_model
+    from bench import cases_data, cases_editor, cases_model
 
-    cases = {**cases_model.CASES, **cases_data.CASES}
+    cases = {**cases_model.CASES, **cases_data.CASES, **cases_editor.CASES}
     if case not in cases:
         raise SystemExit(f"unknown bench case {case!r}; one of {sorted(cases)}")
     args = json.loads(args_json)

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .atomic import atomic_write_text
+from .atomic_batch import write_many
 from .captions_io import decode_caption_bytes
 from .dataset_index import caption_name, content_hash, resolve_image
+from .images import SUPPORTED_EXTENSIONS
 from .dataset_sidecar import SIDECAR_NAME, ConflictError, Edits, read_raw, write_edits
 
 RESTORE_FOLDER = ".hypernetwork_restore"
@@ -58,8 +60,11 @@ class SaveResult:
     edits_version: str | None = None
 
 
-def _read(root: str, path: str) -> bytes | None:
-    if os.path.islink(path) and not os.path.realpath(path).startswith(os.path.realpath(root).rstrip(os.sep) + os.sep):
+def _read(root: str, path: str, listing: dict[str, os.DirEntry] | None = None) -> bytes | None:
+    """A caption's bytes (None: no file); PermissionError for a symlink leading out of root."""
+    entry = listing.get(os.path.basename(path)) if listing is not None and os.path.dirname(path) == root else None
+    is_link = entry.is_symlink() if entry is not None else os.path.islink(path)
+    if is_link and not os.path.realpath(path).startswith(os.path.realpath(root).rstrip(os.sep) + os.sep):
         raise PermissionError(f"caption {os.path.relpath(path, root)} is a symlink leading out of the dataset "
                               "folder; the editor does not read or write through it")
     try:
@@ -74,9 +79,27 @@ def _differs(raw: bytes | None, text: str) -> bool:
     return bool(text) if raw is None else raw != text.encode("utf-8")
 
 
-def _caption_path(root: str, name: str, caption_extension: str) -> str:
-    image = resolve_image(root, name)
+def _caption_path(root: str, name: str, caption_extension: str,
+                  listing: dict[str, os.DirEntry] | None = None) -> str:
+    """The caption file of image `name` (a listed image inside root, see resolve_image).
+
+    `listing` (root's entries by name) lets a plain file name be checked without system calls;
+    names in subfolders and symlinks get resolve_image's full check."""
+    entry = listing.get(name) if listing is not None else None
+    if entry is None or entry.is_symlink() or not entry.is_file(follow_symlinks=False) or \
+            os.path.splitext(name)[1].lower() not in SUPPORTED_EXTENSIONS:
+        image = resolve_image(root, name)
+    else:
+        image = entry.path
     return os.path.join(os.path.dirname(image), os.path.basename(caption_name(name, caption_extension)))
+
+
+def _root_listing(root: str, count: int) -> dict[str, os.DirEntry] | None:
+    """Root's entries by name when many files are saved (one listing instead of a stat each)."""
+    if count < 64:
+        return None
+    with os.scandir(root) as entries:
+        return {e.name: e for e in entries}
 
 
 def _new_point_id() -> str:
@@ -104,8 +127,9 @@ def save(root: str, changes: list[CaptionChange], caption_extension: str = ".txt
     no file; an existing caption is never deleted (it is emptied).
     """
     with folder_lock(root):
-        paths = {c.name: _caption_path(root, c.name, caption_extension) for c in changes}
-        current = {c.name: _read(root, paths[c.name]) for c in changes}
+        listing = _root_listing(root, len(changes))
+        paths = {c.name: _caption_path(root, c.name, caption_extension, listing) for c in changes}
+        current = {c.name: _read(root, paths[c.name], listing) for c in changes}
         conflicts = []
         for change in changes:
             raw = current[change.name]
@@ -128,11 +152,11 @@ def save(root: str, changes: list[CaptionChange], caption_extension: str = ".txt
                for c in todo}
         result.restore_point = _write_restore_point(root, label, old, edits_raw, edits is not None,
                                                     caption_extension)
-        for change in todo:
-            data = change.text.encode("utf-8")
-            atomic_write_text(paths[change.name], change.text)
-            result.written.append(change.name)
-            result.versions[change.name] = content_hash(data)
+        encoded = {c.name: c.text.encode("utf-8") for c in todo}
+        write_many((paths[name], data) for name, data in encoded.items())
+        for name, data in encoded.items():
+            result.written.append(name)
+            result.versions[name] = content_hash(data)
         if edits is not None:
             result.edits_version = write_edits(root, edits, None, force=True).version
         return result

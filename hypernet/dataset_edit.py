@@ -18,26 +18,70 @@ _WEIGHT = re.compile(r"^(?P<open>[(\[{]+)(?P<name>.*?)(?P<weight>:\s*-?[\d.]+)?(
 _SPACES = re.compile(r"\s+")
 
 
+_SPECIAL = re.compile(r"\\.|[,()\[\]{}]", re.S)
+_NESTING = re.compile(r"[\\(\[{]")
+_WIDE_SPACE = re.compile(r"\s\s|[^\S ]")
+
+
 def split_tags(caption: str) -> list[str]:
     """Tags of a caption in order: split at top-level commas, stripped, empty ones dropped."""
+    if not _NESTING.search(caption):  # the common case: no brackets, so every comma separates
+        parts = caption.split(",")
+        if _WIDE_SPACE.search(caption):
+            parts = [_SPACES.sub(" ", t) for t in parts]
+        return [t for t in (p.strip() for p in parts) if t]
+    if "\\" not in caption:
+        tags = _merge_bracketed(caption.split(","))
+    else:
+        tags = _split_escaped(caption)
+    if _WIDE_SPACE.search(caption):
+        tags = [_SPACES.sub(" ", t) for t in tags]
+    return [t for t in (t.strip() for t in tags) if t]
+
+
+def _merge_bracketed(parts: list[str]) -> list[str]:
+    """Comma-split pieces joined back where a comma sat inside brackets."""
+    tags: list[str] = []
+    pending: list[str] = []
+    depth = 0
+    for part in parts:
+        pending.append(part)
+        depth += (part.count("(") + part.count("[") + part.count("{")
+                  - part.count(")") - part.count("]") - part.count("}"))
+        if depth <= 0:
+            tags.append(",".join(pending))
+            pending = []
+            depth = 0
+    if pending:
+        tags.append(",".join(pending))
+    return tags
+
+
+def _split_escaped(caption: str) -> list[str]:
+    """Top-level comma split honouring backslash escapes (`\\(` is not a bracket)."""
     tags: list[str] = []
     depth = 0
     start = 0
-    escaped = False
-    for i, ch in enumerate(caption):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch in _OPEN:
+    for match in _SPECIAL.finditer(caption):  # only commas, brackets and escapes matter
+        ch = match.group()
+        if ch in _OPEN:
             depth += 1
         elif ch in _CLOSE:
             depth = max(0, depth - 1)
         elif ch == "," and depth == 0:
-            tags.append(caption[start:i])
-            start = i + 1
+            tags.append(caption[start:match.start()])
+            start = match.end()
     tags.append(caption[start:])
-    return [t for t in (_SPACES.sub(" ", t).strip() for t in tags) if t]
+    return tags
+
+
+def tag_names(caption: str) -> set[str]:
+    """The set of tag names in a caption (what counts and filters use); fast for plain captions."""
+    if not _NESTING.search(caption) and not _WIDE_SPACE.search(caption):
+        names = {t.strip() for t in caption.split(",")}
+        names.discard("")
+        return names
+    return {tag_name(t) for t in split_tags(caption)}
 
 
 def join_tags(tags: Iterable[str]) -> str:
@@ -55,6 +99,8 @@ def _parts(tag: str) -> tuple[str, str, str]:
 
 def tag_name(tag: str) -> str:
     """The tag without weight syntax: what counts, filters and exact matches compare."""
+    if not tag or tag[0] not in _OPEN:
+        return tag
     return _parts(tag)[1]
 
 

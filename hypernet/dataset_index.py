@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .captions_io import decode_caption_bytes
-from .dataset_edit import split_tags, tag_name
+from .dataset_edit import split_tags, tag_name, tag_names
 from .folder_walk import is_real_dir, walk_sorted
 from .images import SUPPORTED_EXTENSIONS
 
@@ -34,10 +34,47 @@ class Entry:
     caption: str
     has_caption: bool
     version: str | None
+    names: frozenset[str] | None = None  # tag names, filled in by a cached scan
 
     @property
     def tags(self) -> list[str]:
         return split_tags(self.caption)
+
+    def tag_names(self) -> frozenset[str] | set[str]:
+        return self.names if self.names is not None else tag_names(self.caption)
+
+
+class ScanCache:
+    """Parsed captions of recent scans, reused while a caption file's stat is unchanged (same
+    inode, size, mtime and ctime: an atomic save or any rewrite changes at least one of them), so
+    paging and filtering a big folder does not re-read and re-parse every caption each time.
+    Conflict checks on save always read the files themselves."""
+
+    def __init__(self, max_files: int = 200_000):
+        self.max_files = max_files
+        self._files: dict[str, tuple[tuple[int, int, int, int], str, str | None, frozenset[str]]] = {}
+
+    def read(self, path: str) -> tuple[str, str | None, frozenset[str]] | None:
+        """(text, version, tag names) of a caption file; None when it cannot be read."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        hit = self._files.get(path)
+        if hit is not None and hit[0] == signature:
+            return hit[1], hit[2], hit[3]
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            return None
+        text = decode_caption_bytes(raw).text
+        value = (signature, text, content_hash(raw), frozenset(tag_names(text)))
+        if len(self._files) >= self.max_files:
+            self._files.clear()
+        self._files[path] = value
+        return value[1], value[2], value[3]
 
 
 def caption_name(image_name: str, caption_extension: str) -> str:
@@ -45,7 +82,8 @@ def caption_name(image_name: str, caption_extension: str) -> str:
     return os.path.splitext(image_name)[0] + caption_extension
 
 
-def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = False) -> list[Entry]:
+def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = False,
+                cache: ScanCache | None = None) -> list[Entry]:
     """Every image under `root` (sorted; hidden files and symlinked folders skipped)."""
     entries: list[Entry] = []
     for folder, _, listing in walk_sorted(root, None if recursive else 0):
@@ -56,22 +94,27 @@ def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = Fa
         names = {e.name for e in listing}
         rel_folder = os.path.relpath(folder, root)
         prefix = "" if rel_folder == "." else rel_folder.replace(os.sep, "/") + "/"
+        folder_prefix = os.path.join(folder, "")
         for entry in listing:
-            if entry.name.startswith(".") or is_real_dir(entry):
-                continue
-            stem, ext = os.path.splitext(entry.name)
-            if ext.lower() not in SUPPORTED_EXTENSIONS:
+            name = entry.name
+            stem, dot, ext = name.rpartition(".")
+            if not dot or name[0] == "." or "." + ext.lower() not in SUPPORTED_EXTENSIONS or is_real_dir(entry):
                 continue
             caption_file = stem + caption_extension
+            if cache is not None:
+                cached = cache.read(folder_prefix + caption_file) if caption_file in names else None
+                entries.append(Entry(prefix + name, "", False, None) if cached is None else
+                               Entry(prefix + name, cached[0], True, cached[1], cached[2]))
+                continue
             raw = None
             if caption_file in names:
                 try:
-                    with open(os.path.join(folder, caption_file), "rb") as fh:
+                    with open(folder_prefix + caption_file, "rb") as fh:
                         raw = fh.read()
                 except OSError:
                     raw = None
             text = decode_caption_bytes(raw).text if raw is not None else ""
-            entries.append(Entry(prefix + entry.name, text, raw is not None, content_hash(raw)))
+            entries.append(Entry(prefix + name, text, raw is not None, content_hash(raw)))
     return entries
 
 
@@ -114,7 +157,7 @@ class Filter:
     def is_empty(self) -> bool:
         return self == Filter()
 
-    def matches(self, caption: str, is_excluded: bool) -> bool:
+    def matches(self, caption: str, is_excluded: bool, tags: frozenset[str] | None = None) -> bool:
         if self.excluded is not None and self.excluded != is_excluded:
             return False
         if self.uncaptioned:
@@ -122,7 +165,7 @@ class Filter:
         if self.text and self.text.casefold() not in caption.casefold():
             return False
         if self.include or self.exclude:
-            names = {tag_name(t) for t in split_tags(caption)}
+            names = tag_names(caption) if tags is None else tags
             if self.exclude and not names.isdisjoint(self.exclude):
                 return False
             if self.include:
@@ -135,7 +178,15 @@ def tag_counts(captions: Iterable[str]) -> Counter:
     """How many captions name each tag (a tag twice in one caption counts once)."""
     counts: Counter = Counter()
     for caption in captions:
-        counts.update({tag_name(t) for t in split_tags(caption)})
+        counts.update(tag_names(caption))
+    return counts
+
+
+def entry_tag_counts(entries: Iterable[Entry]) -> Counter:
+    """tag_counts of entries, using the tag names a cached scan already parsed."""
+    counts: Counter = Counter()
+    for entry in entries:
+        counts.update(entry.tag_names())
     return counts
 
 
@@ -163,13 +214,13 @@ def list_page(entries: list[Entry], flt: Filter, excluded: set[str], offset: int
     """Filter, count tags (whole dataset and the matched set) and cut one page."""
     if offset < 0 or not 0 <= limit <= MAX_PAGE:
         raise ValueError(f"offset/limit: {offset}/{limit}; offset >= 0 and 0 <= limit <= {MAX_PAGE}")
-    dataset_tags = tag_counts(e.caption for e in entries)
+    dataset_tags = entry_tag_counts(entries)
     if flt.is_empty:
         matched = entries
         matched_tags = dataset_tags
     else:
-        matched = [e for e in entries if flt.matches(e.caption, e.name in excluded)]
-        matched_tags = tag_counts(e.caption for e in matched)
+        matched = [e for e in entries if flt.matches(e.caption, e.name in excluded, e.names)]
+        matched_tags = entry_tag_counts(matched)
     return Listing(len(entries), matched, matched[offset:offset + limit], dataset_tags, matched_tags)
 
 

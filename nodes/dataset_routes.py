@@ -30,7 +30,8 @@ from aiohttp import web
 
 from ..hypernet import caption_save
 from ..hypernet.dataset_edit import EditOp, plan_bulk
-from ..hypernet.dataset_index import (Filter, Listing, list_page, resolve_image, scan_folder, with_overrides)
+from ..hypernet.dataset_index import (Filter, Listing, ScanCache, list_page, resolve_image, scan_folder,
+                                      with_overrides)
 from ..hypernet.dataset_roots import CONFIG_NAME, FolderRefused, configured_roots, resolve_folder
 from ..hypernet.dataset_sidecar import SIDECAR_NAME, ConflictError, Edits, read_edits, validate_box, write_edits
 from ..hypernet.dataset_thumbs import thumbnail_jpeg
@@ -43,6 +44,8 @@ PREFIX = "/hypernetwork/dataset"
 _THUMB_CACHE_ITEMS = 4096
 _thumbs: OrderedDict[tuple, bytes] = OrderedDict()
 _thumbs_lock = threading.Lock()
+_scan_cache = ScanCache()
+_scan_lock = threading.Lock()
 
 
 class BadRequest(ValueError):
@@ -130,10 +133,15 @@ def _overrides(data: dict[str, Any]) -> dict[str, str]:
     return overrides
 
 
+def _scan(root: Path, data: dict[str, Any]):
+    with _scan_lock:  # the cache is shared by the server's worker threads
+        return scan_folder(str(root), _ext(data), bool(data.get("recursive", False)), _scan_cache)
+
+
 def list_folder(data: dict[str, Any]) -> dict[str, Any]:
     root = folder_of(data)
     edits = read_edits(str(root))
-    entries = with_overrides(scan_folder(str(root), _ext(data), bool(data.get("recursive", False))),
+    entries = with_overrides(_scan(root, data),
                              _overrides(data))
     local_excluded = data.get("excluded_names")
     if local_excluded is not None:  # the editor's unsaved exclusions replace the saved ones
@@ -201,7 +209,7 @@ def bulk_edit(data: dict[str, Any]) -> dict[str, Any]:
     overrides = _overrides(data)
     if overrides and not dry_run:
         raise BadRequest("overrides: save the unsaved captions first, or use dry_run")
-    entries = with_overrides(scan_folder(str(root), _ext(data), bool(data.get("recursive", False))), overrides)
+    entries = with_overrides(_scan(root, data), overrides)
     names = data.get("names")
     if names is not None:
         if not isinstance(names, list):
