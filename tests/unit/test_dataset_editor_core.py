@@ -307,3 +307,74 @@ def test_caption_symlink_out_of_the_folder_is_not_written(folder, tmp_path):
     with pytest.raises(PermissionError):
         save(str(folder), [CaptionChange("img2.png", "x", content_hash(b"keep"))])
     assert outside.read_text() == "keep"
+
+
+# ------------------------------------------------------------------ fast paths agree with the slow ones
+
+
+@pytest.mark.parametrize("caption", ["a, (b, c:1.2), [d, e], {f}", "((x, y)), z", "a,,b", "(a:1.1),b ,  c",
+                                     "x (y), z", "k\n(l, m)"])
+def test_bracket_merge_equals_the_escape_aware_split(caption):
+    from hypernet.dataset_edit import _merge_bracketed, _split_escaped
+
+    assert _merge_bracketed(caption.split(",")) == _split_escaped(caption)
+
+
+def test_tag_names_fast_path_matches_split(folder):
+    from hypernet.dataset_edit import tag_names
+
+    for caption in ["a, b ,c", "a,  b", "(a:1.2), b", "x\ty, z", ""]:
+        assert tag_names(caption) == {tag_name(t) for t in split_tags(caption)}
+
+
+def test_scan_cache_reuses_and_notices_rewrites(folder):
+    from hypernet.dataset_index import ScanCache
+
+    cache = ScanCache()
+    first = scan_folder(str(folder), cache=cache)
+    assert [(e.name, e.caption, e.version) for e in first] == \
+        [(e.name, e.caption, e.version) for e in scan_folder(str(folder))]
+    assert first[0].names == {"cat", "red hair"}
+    (folder / "img0.txt").write_text("rewritten, tag")  # in place: size and mtime change
+    save(str(folder), [_change(folder, "img1.png", "atomically saved")])
+    again = {e.name: e for e in scan_folder(str(folder), cache=cache)}
+    assert again["img0.png"].caption == "rewritten, tag" and again["img0.png"].names == {"rewritten", "tag"}
+    assert again["img1.png"].caption == "atomically saved"
+    assert again["img1.png"].version == content_hash(b"atomically saved")
+
+
+def test_many_captions_save_in_one_batch_and_symlinks_are_still_refused(tmp_path):
+    root = tmp_path / "many"
+    for i in range(80):
+        _png(root / f"{i:03d}.png", size=(4, 4))
+        (root / f"{i:03d}.txt").write_text(f"t{i}")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    (root / "079.txt").unlink()
+    (root / "079.txt").symlink_to(outside)
+    changes = [CaptionChange(f"{i:03d}.png", f"n{i}", content_hash(f"t{i}".encode())) for i in range(79)]
+    with pytest.raises(PermissionError):
+        save(str(root), changes + [CaptionChange("079.png", "x", content_hash(b"keep"))])
+    assert outside.read_text() == "keep" and (root / "000.txt").read_text() == "t0"
+    result = save(str(root), changes)
+    assert len(result.written) == 79 and (root / "078.txt").read_text() == "n78"
+    assert not [p for p in root.iterdir() if ".hntmp-" in p.name]
+
+
+def test_write_many_leaves_targets_alone_when_a_write_fails(tmp_path):
+    from hypernet.atomic_batch import write_many
+
+    (tmp_path / "a.txt").write_text("old")
+    with pytest.raises(OSError):
+        write_many([(str(tmp_path / "a.txt"), b"new"), (str(tmp_path / "missing" / "b.txt"), b"x")])
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    write_many([(str(tmp_path / "a.txt"), b"new")])
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
