@@ -57,11 +57,18 @@ def cards(page) -> list[str]:
     return page.evaluate("[...document.querySelectorAll('.hn-de-card')].map((c) => c.dataset.name)")
 
 
+KEYS = {"ArrowRight": ("ArrowRight", 39), "ArrowLeft": ("ArrowLeft", 37), "z": ("KeyZ", 90), "s": ("KeyS", 83)}
+
+
 def key(page, key_name: str, **mods) -> None:
-    """A keydown on the editor (not in a text field), as the keyboard would send it."""
-    page.evaluate(f"document.querySelector('.hn-de').dispatchEvent(new KeyboardEvent('keydown', "
-                  f"{{key: {js(key_name)}, bubbles: true, cancelable: true, ctrlKey: {js(mods.get('ctrl', False))}, "
-                  f"shiftKey: {js(mods.get('shift', False))}}})), true")
+    """A real key press (DevTools input events) with the focus on the editor, not in a text field."""
+    page.evaluate("document.activeElement?.blur(), document.querySelector('.hn-de').focus(), true")
+    code, vk = KEYS[key_name]
+    modifiers = (2 if mods.get("ctrl") else 0) | (8 if mods.get("shift") else 0)
+    text = key_name.upper() if mods.get("shift") and len(key_name) == 1 else key_name
+    for kind in ("rawKeyDown", "keyUp"):
+        page.send("Input.dispatchKeyEvent", {"type": kind, "key": text, "code": code, "windowsVirtualKeyCode": vk,
+                                             "nativeVirtualKeyCode": vk, "modifiers": modifiers})
 
 
 def mouse_drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 5) -> None:
@@ -78,6 +85,21 @@ def mouse_drag(page, start: tuple[float, float], end: tuple[float, float], steps
 
 def caption_of(page, name: str) -> str:
     return page.evaluate(f"hnDatasetEditor.current().caption({js(name)})")
+
+
+def test_sidebar_tab_on_the_new_frontend_lists_dataset_folders(page, folder):
+    if not page.evaluate("typeof app.extensionManager?.registerSidebarTab === 'function'"):
+        pytest.skip("this frontend has no sidebar tabs (the pinned 2024 host); the node button is tested below")
+    text = page.evaluate("""(async () => {
+        const store = app.extensionManager.sidebarTab.value ?? app.extensionManager.sidebarTab;
+        const tab = store.sidebarTabs.find((t) => t.id === 'hypernetwork-datasets');
+        if (!tab) return null;
+        const div = document.createElement('div');
+        tab.render(div);
+        for (let i = 0; i < 100 && !div.textContent.includes('(12)'); i++) await new Promise((r) => setTimeout(r, 100));
+        return tab.title + ' | ' + div.textContent;
+    })()""")
+    assert text and text.startswith("Hypernetwork datasets") and f"{folder.name} (12)" in text
 
 
 def test_edit_a_dataset_in_the_ui_then_train_data_follows(page, comfy_server, folder):
@@ -153,8 +175,11 @@ def test_edit_a_dataset_in_the_ui_then_train_data_follows(page, comfy_server, fo
     publish(shot, DOCS / "dataset_editor.png", 1400)
 
     # Ctrl+S saves everything; then the files on disk
+    dialogs = page.evaluate("document.querySelectorAll('.p-dialog, dialog[open]').length")
     key(page, "s", ctrl=True)
     page.wait_for("document.querySelector('.hn-de-status').textContent.includes('· saved')")
+    assert page.evaluate("document.querySelectorAll('.p-dialog, dialog[open]').length") == dialogs, \
+        "Ctrl+S in the editor must not reach the host's own save"
     assert not page.evaluate("hnDatasetEditor.current().dirty")
     assert (folder / "img04.txt").read_text(encoding="utf-8") == "cat, (crimson hair:1.2)"
     assert (folder / "img02.txt").read_text(encoding="utf-8") == "cat, crimson hair, green eyes, smile"
