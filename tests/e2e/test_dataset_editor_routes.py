@@ -144,8 +144,13 @@ def test_bulk_dry_run_then_apply(comfy_server, folder):
 
 
 def test_vocabulary_and_folders(comfy_server, folder):
+    from tests.support import fake_tagger
+
+    fake_tagger.build_fake_tagger(comfy_server.layout.taggers, name="fake")
     status, body = call(comfy_server, "vocabulary")
-    assert status == 200 and isinstance(body["tags"], list)
+    assert status == 200 and body["tagger"]
+    assert "hatsune miku" in body["tags"] and "c.c." in body["tags"], "WD14 names, underscores as spaces"
+    assert len(body["tags"]) == len(fake_tagger.TAG_NAMES)
     status, body = call(comfy_server, "folders")
     assert status == 200 and folder.name in [f["folder"] for f in body["folders"]]
     assert str(comfy_server.layout.input) in body["roots"]
