@@ -208,3 +208,51 @@ def test_edit_a_dataset_in_the_ui_then_train_data_follows(page, comfy_server, fo
     with Image.open(folder / "img00.png") as src, Image.open(first) as out:
         assert out.convert("RGB").getpixel((0, 0)) == src.convert("RGB").getpixel((32, 0))
     assert first.with_suffix(".txt").read_text(encoding="utf-8") == "cat, crimson hair, smile"
+
+
+def test_conflicts_restore_points_reorder_and_raw_edit(page, comfy_server):
+    folder = comfy_server.layout.input / f"ui_conflict_{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    for i in range(3):
+        pattern_rgb(64, 64, seed=i).save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text(f"a{i}, b{i}, c{i}", encoding="utf-8")
+    page.evaluate(f"hnDatasetEditor.open({{folder: {js(folder.name)}}}), true")
+    page.wait_for("document.querySelectorAll('.hn-de-card').length === 3")
+    page.evaluate("document.querySelector('.hn-de-card[data-name=\"p0.png\"]').click(), true")
+
+    # drag the third tag chip onto the first
+    page.evaluate("""(() => {
+        const chips = [...document.querySelectorAll('.hn-de-detail-tags .hn-de-chip')];
+        const data = new DataTransfer();
+        chips[2].dispatchEvent(new DragEvent('dragstart', {dataTransfer: data, bubbles: true}));
+        chips[0].dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
+        chips[0].dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+        return true; })()""")
+    assert caption_of(page, "p0.png") == "c0, a0, b0"
+
+    # the raw caption text of another image
+    page.evaluate("""(() => { document.querySelector('.hn-de-card[data-name="p1.png"]').click();
+        const raw = document.querySelector('.hn-de-raw'); raw.value = '  typed, by hand ';
+        raw.dispatchEvent(new Event('change')); return true; })()""")
+    assert caption_of(page, "p1.png") == "typed, by hand"
+
+    # meanwhile another program rewrites p1's caption: saving asks instead of overwriting
+    (folder / "p1.txt").write_text("changed elsewhere", encoding="utf-8")
+    page.evaluate("hnDatasetEditor.current().save(), true")
+    text = page.wait_for("document.querySelector('.hn-de-conflicts')?.textContent")
+    assert "p1.png" in text and "changed elsewhere" in text and "p0.png" not in text
+    assert (folder / "p0.txt").read_text(encoding="utf-8") == "a0, b0, c0", "nothing written on a conflict"
+    page.evaluate("document.querySelector('.hn-de-overwrite').click(), true")
+    page.wait_for("!hnDatasetEditor.current().dirty")
+    assert (folder / "p1.txt").read_text(encoding="utf-8") == "typed, by hand"
+    assert (folder / "p0.txt").read_text(encoding="utf-8") == "c0, a0, b0"
+
+    # the restore point of that save puts both captions back
+    page.evaluate("document.querySelector('.hn-de-head button:nth-of-type(4)').click(), true")
+    page.wait_for("document.querySelectorAll('.hn-de-restore button[data-id]').length === 1")
+    page.evaluate("document.querySelector('.hn-de-restore button[data-id]').click(), true")
+    page.wait_for("document.querySelector('.hn-de-status').textContent.includes('restored')")
+    assert (folder / "p1.txt").read_text(encoding="utf-8") == "changed elsewhere"
+    assert (folder / "p0.txt").read_text(encoding="utf-8") == "a0, b0, c0"
+    page.wait_for("hnDatasetEditor.current().caption('p0.png') === 'a0, b0, c0'")
+    page.evaluate("hnDatasetEditor.current().close(true), true")
