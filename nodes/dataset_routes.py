@@ -30,7 +30,7 @@ from aiohttp import web
 
 from ..hypernet import caption_save
 from ..hypernet.dataset_edit import EditOp, plan_bulk
-from ..hypernet.dataset_index import (Filter, Listing, ScanCache, list_page, resolve_image, scan_folder,
+from ..hypernet.dataset_index import (Filter, Listing, ScanCache, entry_tag_counts, list_page, resolve_image, scan_folder,
                                       with_overrides)
 from ..hypernet.dataset_roots import CONFIG_NAME, FolderRefused, configured_roots, resolve_folder
 from ..hypernet.dataset_sidecar import SIDECAR_NAME, ConflictError, Edits, read_edits, validate_box, write_edits
@@ -150,7 +150,13 @@ def list_folder(data: dict[str, Any]) -> dict[str, Any]:
         edits.excluded = {str(n) for n in local_excluded}
     listing: Listing = list_page(entries, Filter.from_dict(data.get("filter")), edits.excluded,
                                  _int(data, "offset", 0), _int(data, "limit", 200))
-    return {"folder": str(root), "total": listing.total, "matched": len(listing.matched),
+    selection = data.get("selection")
+    if selection is not None and not isinstance(selection, list):
+        raise BadRequest("selection: expected a list of image names")
+    picked = set(map(str, selection or []))
+    selection_tags = entry_tag_counts(e for e in entries if e.name in picked) if picked else None
+    return {"folder": str(root), "total": listing.total,
+            "selection_tags": selection_tags.most_common() if selection_tags is not None else None, "matched": len(listing.matched),
             "offset": _int(data, "offset", 0), "items": [_entry_json(e, edits) for e in listing.page],
             "tags": listing.dataset_tags.most_common(), "matched_tags": listing.matched_tags.most_common(),
             "excluded": len(edits.excluded), "edits_version": edits.version,

@@ -27,7 +27,7 @@ const CSS = `
 .hn-de-detail{grid-area:detail;overflow:auto;padding:8px;border-left:1px solid #333;display:flex;flex-direction:column;gap:8px}
 .hn-de-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(${THUMB}px,1fr));gap:8px}
 .hn-de-card{background:#20232a;border:2px solid transparent;border-radius:6px;overflow:hidden;cursor:pointer;position:relative}
-.hn-de-card.sel{border-color:#4a9eff}.hn-de-card.excluded img{opacity:.3}.hn-de-card.dirty::after{content:"●";position:absolute;top:2px;right:6px;color:#fc6}
+.hn-de-card.sel{border-color:#4a9eff}.hn-de-card.picked{outline:3px solid #fc6;outline-offset:-3px}.hn-de-card.excluded img{opacity:.3}.hn-de-card.dirty::after{content:"●";position:absolute;top:2px;right:6px;color:#fc6}
 .hn-de-card img{width:100%;height:${THUMB}px;object-fit:contain;background:#111;display:block}
 .hn-de-card .hn-de-name{font-size:11px;opacity:.7;padding:2px 4px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .hn-de-chips{display:flex;flex-wrap:wrap;gap:3px;padding:3px}
@@ -113,6 +113,7 @@ export class DatasetEditor {
 		this.filter = { include: [], exclude: [], mode: "all", text: "", uncaptioned: false, excluded: null };
 		this.order = [];
 		this.selected = null;
+		this.picked = new Set(); // images ctrl/shift-clicked: the selection bulk edits and tag counts use
 		this.offset = 0;
 		this.matched = 0;
 		this.total = 0;
@@ -208,6 +209,7 @@ export class DatasetEditor {
 		const data = await call("list", {
 			...this.requestBase(), filter: this.filter, offset, limit, overrides: this.overrides(),
 			excluded_names: this.editsLoaded ? [...this.excluded] : undefined, with_edits: !this.editsLoaded,
+			selection: this.picked.size ? [...this.picked] : undefined,
 		});
 		if (ticket !== this.listRequest) return;
 		this.folderReal = data.folder;
@@ -235,8 +237,9 @@ export class DatasetEditor {
 	}
 
 	async bulk(op) {
+		const target = this.picked.size ? { names: [...this.picked] } : { filter: this.filter };
 		return call("bulk", {
-			...this.requestBase(), op, filter: this.filter, overrides: this.overrides(), dry_run: true,
+			...this.requestBase(), op, ...target, overrides: this.overrides(), dry_run: true,
 			excluded_names: [...this.excluded],
 		});
 	}
@@ -381,9 +384,9 @@ export class DatasetEditor {
 		const cards = this.order.map((name) => {
 			const tags = splitTags(this.caption(name));
 			const card = el("div", {
-				class: `hn-de-card${name === this.selected ? " sel" : ""}${this.excluded.has(name) ? " excluded" : ""}${this.captions.has(name) ? " dirty" : ""}`,
+				class: `hn-de-card${name === this.selected ? " sel" : ""}${this.picked.has(name) ? " picked" : ""}${this.excluded.has(name) ? " excluded" : ""}${this.captions.has(name) ? " dirty" : ""}`,
 				"data-name": name, title: this.caption(name) || "(no caption)",
-				onclick: () => this.select(name),
+				onclick: (event) => (event.ctrlKey || event.metaKey || event.shiftKey ? this.pick(name, event.shiftKey) : this.select(name)),
 			}, el("img", { loading: "lazy", src: this.thumbUrl(name), alt: name }),
 			el("div", { class: "hn-de-name" }, name),
 			el("div", { class: "hn-de-chips" }, tags.slice(0, 12).map((t) => el("span", { class: "hn-de-chip" }, t))));
@@ -397,6 +400,19 @@ export class DatasetEditor {
 		for (const card of this.grid.children) card.classList.toggle("sel", card.dataset.name === name);
 		this.renderDetail();
 		this.grid.querySelector(`.hn-de-card.sel`)?.scrollIntoView({ block: "nearest" });
+	}
+
+	/** Ctrl+click adds/removes one image to the selection, Shift+click a range from the current image. */
+	pick(name, range) {
+		if (range && this.selected) {
+			const [a, b] = [this.order.indexOf(this.selected), this.order.indexOf(name)].sort((x, y) => x - y);
+			for (const n of this.order.slice(a, b + 1)) this.picked.add(n);
+		} else if (this.picked.has(name)) {
+			this.picked.delete(name);
+		} else {
+			this.picked.add(name);
+		}
+		this.refresh();
 	}
 
 	move(step) {
@@ -419,7 +435,8 @@ export class DatasetEditor {
 	renderSide() {
 		const data = this.lastListing;
 		if (!data) return;
-		const counts = this.tagScope === "dataset" ? data.tags : data.matched_tags;
+		if (this.tagScope === "selection" && !this.picked.size) this.tagScope = "matched";
+		const counts = { dataset: data.tags, matched: data.matched_tags, selection: data.selection_tags ?? [] }[this.tagScope];
 		const sorted = [...counts].sort(this.tagSort === "count" ? (a, b) => b[1] - a[1] || a[0].localeCompare(b[0])
 			: (a, b) => a[0].localeCompare(b[0]));
 		const chip = (tag, kind) => el("span", { class: `hn-de-chip ${kind}` }, tag,
@@ -462,7 +479,8 @@ export class DatasetEditor {
 				el("div", { class: "hn-de-row" }, el("b", {}, "Tags"),
 					el("select", { class: "hn-de-scope", onchange: (e) => { this.tagScope = e.target.value; this.renderSide(); } },
 						el("option", { value: "dataset", selected: this.tagScope === "dataset" }, "dataset"),
-						el("option", { value: "matched", selected: this.tagScope === "matched" }, "filtered")),
+						el("option", { value: "matched", selected: this.tagScope === "matched" }, "filtered"),
+						this.picked.size ? el("option", { value: "selection", selected: this.tagScope === "selection" }, `selected (${this.picked.size})`) : null),
 					el("select", { class: "hn-de-sort", onchange: (e) => { this.tagSort = e.target.value; this.renderSide(); } },
 						el("option", { value: "count", selected: this.tagSort === "count" }, "by count"),
 						el("option", { value: "name", selected: this.tagSort === "name" }, "by name"))),
@@ -470,8 +488,11 @@ export class DatasetEditor {
 	}
 
 	bulkPanel() {
+		const title = () => (this.picked.size ? `Bulk edit on the ${this.picked.size} selected images`
+			: `Bulk edit on the ${this.matched} filtered images`);
 		if (this.bulkEl) {
-			this.bulkTitle.textContent = `Bulk edit on the ${this.matched} filtered images`;
+			this.bulkTitle.textContent = title();
+			this.clearPick.hidden = !this.picked.size;
 			return this.bulkEl;
 		}
 		const kind = el("select", { class: "hn-de-bulk-kind" }, ["add", "remove", "replace", "dedupe", "sort"].map((k) => el("option", { value: k }, k)));
@@ -493,8 +514,10 @@ export class DatasetEditor {
 				result.textContent = `${changed} captions changed (unsaved)`;
 			} catch (error) { result.textContent = error.message; }
 		} }, "Apply");
-		this.bulkTitle = el("b", {}, `Bulk edit on the ${this.matched} filtered images`);
-		this.bulkEl = el("div", { class: "hn-de-section hn-de-bulk" }, this.bulkTitle,
+		this.bulkTitle = el("b", {}, title());
+		this.clearPick = el("button", { class: "hn-de-unpick", hidden: !this.picked.size,
+			onclick: () => { this.picked.clear(); this.refresh(); } }, "Clear selection");
+		this.bulkEl = el("div", { class: "hn-de-section hn-de-bulk" }, this.bulkTitle, this.clearPick,
 			el("div", { class: "hn-de-row" }, kind, position), tag, replacement,
 			el("label", { class: "hn-de-row" }, regex, "regular expression"), el("div", { class: "hn-de-row" }, preview, apply), result);
 		return this.bulkEl;

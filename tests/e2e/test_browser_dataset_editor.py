@@ -255,4 +255,19 @@ def test_conflicts_restore_points_reorder_and_raw_edit(page, comfy_server):
     assert (folder / "p1.txt").read_text(encoding="utf-8") == "changed elsewhere"
     assert (folder / "p0.txt").read_text(encoding="utf-8") == "a0, b0, c0"
     page.wait_for("hnDatasetEditor.current().caption('p0.png') === 'a0, b0, c0'")
+
+    # ctrl+click selects images: tag counts of the selection, bulk edits on it only
+    page.evaluate("""(() => { for (const n of ['p0.png', 'p2.png']) document.querySelector(`.hn-de-card[data-name="${n}"]`)
+        .dispatchEvent(new MouseEvent('click', {bubbles: true, ctrlKey: true})); return true; })()""")
+    page.wait_for("document.querySelectorAll('.hn-de-card.picked').length === 2 && "
+                  "hnDatasetEditor.current().lastListing.selection_tags")
+    assert dict(page.evaluate("hnDatasetEditor.current().lastListing.selection_tags")) == \
+        {"a0": 1, "b0": 1, "c0": 1, "a2": 1, "b2": 1, "c2": 1}
+    page.evaluate("""(() => {
+        const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('change')); };
+        set('.hn-de-bulk-kind', 'add'); set('.hn-de-bulk-tag', 'picked'); set('.hn-de-bulk-pos', 'front');
+        document.querySelector('.hn-de-bulk-apply').click(); return true; })()""")
+    page.wait_for("hnDatasetEditor.current().caption('p2.png') === 'picked, a2, b2, c2'")
+    assert caption_of(page, "p0.png") == "picked, a0, b0, c0"
+    assert caption_of(page, "p1.png") == "changed elsewhere"
     page.evaluate("hnDatasetEditor.current().close(true), true")

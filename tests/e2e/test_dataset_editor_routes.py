@@ -64,6 +64,9 @@ def test_list_pages_filters_and_counts(comfy_server, folder):
     status, body = call(comfy_server, "list", {"folder": folder.name, "filter": {"include": ["dog", "smile"],
                                                                               "mode": "any"}})
     assert body["matched"] == 2
+    status, body = call(comfy_server, "list", {"folder": folder.name, "selection": ["b.png", "d.png"]})
+    assert dict(body["selection_tags"]) == {"dog": 1, "red hair": 1, "cat": 1, "犬": 1}
+    assert call(comfy_server, "list", {"folder": folder.name, "selection": "b.png"})[0] == 400
 
 
 def test_thumbnail_is_a_small_cached_jpeg(comfy_server, folder):
