@@ -9,6 +9,7 @@ import { chainMethod } from "./hn_events.js";
 
 const ROUTE = "/hypernetwork/dataset";
 const PAGE = 120;
+const MAX_PAGE = 10000; // the list route's largest page
 const THUMB = 192;
 const BUTTON = "hn_edit_dataset";
 const NODE_TYPES = ["HypernetworkLoadDataset", "HypernetworkPreprocess", "HypernetworkWD14Tag"];
@@ -205,7 +206,7 @@ export class DatasetEditor {
 	async list({ append = false, keep = true } = {}) {
 		const ticket = ++this.listRequest;
 		const offset = append ? this.order.length : 0;
-		const limit = append || !keep ? PAGE : Math.max(PAGE, this.order.length);
+		const limit = append || !keep ? PAGE : Math.min(MAX_PAGE, Math.max(PAGE, this.order.length));
 		const data = await call("list", {
 			...this.requestBase(), filter: this.filter, offset, limit, overrides: this.overrides(),
 			excluded_names: this.editsLoaded ? [...this.excluded] : undefined, with_edits: !this.editsLoaded,

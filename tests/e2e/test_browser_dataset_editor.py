@@ -104,7 +104,7 @@ def test_sidebar_tab_on_the_new_frontend_lists_dataset_folders(page, folder):
 
 def test_edit_a_dataset_in_the_ui_then_train_data_follows(page, comfy_server, folder):
     # a Load Dataset node on the canvas with the folder; its button opens the editor
-    page.evaluate(f"""(() => {{
+    assert page.evaluate(f"""(() => {{
         app.graph.clear();
         const node = LiteGraph.createNode('HypernetworkLoadDataset');
         app.graph.add(node);
@@ -113,7 +113,7 @@ def test_edit_a_dataset_in_the_ui_then_train_data_follows(page, comfy_server, fo
         button.callback();
         const saved = node.serialize().widgets_values;
         return saved.length === node.widgets.length - 1 && !saved.includes(null);
-    }})()""")
+    }})()"""), "the button must not add a value to the saved widgets_values"
     page.wait_for("document.querySelectorAll('.hn-de-card').length === 12", timeout=30)
     assert page.evaluate("document.querySelector('.hn-de').dataset.folder") == folder.name
     counts = dict(page.evaluate("hnDatasetEditor.current().lastListing.tags"))
