@@ -233,7 +233,10 @@ export class DatasetEditor {
 		this.render();
 	}
 
+	/** Redraw from the local state at once (no stale chips between an edit and the server's answer),
+	 * then re-list for the counts and filters. */
 	refresh(keep = true) {
+		if (this.lastListing && keep) this.render();
 		this.list({ keep }).catch((error) => this.status(error.message, true));
 	}
 
@@ -526,6 +529,12 @@ export class DatasetEditor {
 
 	renderDetail() {
 		const name = this.selected;
+		// redraw only when what it shows changed: a list answer arriving must not reset a drag or a
+		// half-typed tag
+		const signature = JSON.stringify([name, name && this.caption(name), this.crops[name] ?? null,
+			this.excluded.has(name)]);
+		if (signature === this.detailSignature) return;
+		this.detailSignature = signature;
 		if (!name) {
 			this.detail.replaceChildren(el("i", {}, "No image selected."));
 			return;

@@ -230,6 +230,21 @@ def test_conflicts_restore_points_reorder_and_raw_edit(page, comfy_server):
         return true; })()""")
     assert caption_of(page, "p0.png") == "c0, a0, b0"
 
+    # real typing in the add-tag field, then Enter (the editor's key handling must not eat the letters)
+    page.evaluate("document.querySelector('.hn-de-add').focus(), true")
+    for char in "typed":
+        page.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": char, "text": char,
+                                             "code": f"Key{char.upper()}", "windowsVirtualKeyCode": ord(char.upper())})
+        page.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": char, "code": f"Key{char.upper()}",
+                                             "windowsVirtualKeyCode": ord(char.upper())})
+    assert page.evaluate("document.querySelector('.hn-de-add').value") == "typed"
+    page.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "Enter", "code": "Enter", "text": "\r",
+                                         "windowsVirtualKeyCode": 13})
+    page.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13})
+    assert caption_of(page, "p0.png") == "c0, a0, b0, typed"
+    key(page, "z", ctrl=True)
+    assert caption_of(page, "p0.png") == "c0, a0, b0"
+
     # the raw caption text of another image
     page.evaluate("""(() => { document.querySelector('.hn-de-card[data-name="p1.png"]').click();
         const raw = document.querySelector('.hn-de-raw'); raw.value = '  typed, by hand ';
