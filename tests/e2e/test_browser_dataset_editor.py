@@ -286,3 +286,24 @@ def test_conflicts_restore_points_reorder_and_raw_edit(page, comfy_server):
     assert caption_of(page, "p0.png") == "picked, a0, b0, c0"
     assert caption_of(page, "p1.png") == "changed elsewhere"
     page.evaluate("hnDatasetEditor.current().close(true), true")
+
+
+def test_preprocess_and_tagger_buttons_open_the_upstream_folder(page, folder):
+    opened = page.evaluate(f"""(() => {{
+        app.graph.clear();
+        const load = LiteGraph.createNode('HypernetworkLoadDataset');
+        const prep = LiteGraph.createNode('HypernetworkPreprocess');
+        const tag = LiteGraph.createNode('HypernetworkWD14Tag');
+        for (const n of [load, prep, tag]) app.graph.add(n);
+        load.widgets.find((w) => w.name === 'directory').value = {js(folder.name)};
+        load.connect(0, prep, prep.inputs.findIndex((i) => i.name === 'dataset'));
+        prep.connect(0, tag, tag.inputs.findIndex((i) => i.name === 'dataset'));
+        const folders = [];
+        for (const node of [prep, tag]) {{
+            node.widgets.find((w) => w.name === 'hn_edit_dataset').callback();
+            folders.push(document.querySelector('.hn-de')?.dataset.folder);
+            hnDatasetEditor.current().close(true);
+        }}
+        return folders;
+    }})()""")
+    assert opened == [folder.name, folder.name]
