@@ -4,7 +4,7 @@ alpha composited over white -> pad to a centred white square of side max(h, w, s
 (extra pixel bottom/right) -> area-downscale to `size` when larger (never upscaled: small
 images sit centred at native size, as in the reference) -> BGR -> float32 0..255, HWC.
 The reference uses cv2 INTER_AREA (fractional pixel-area averaging, rounded to uint8); cv2 is not
-a dependency, so `area_resize` implements the same average in numpy.
+a dependency, so `area_resize` implements the same average in numpy (exactly, in integers).
 """
 from __future__ import annotations
 
@@ -67,8 +67,8 @@ def _area_weights(in_n: int, out_n: int) -> tuple[np.ndarray, np.ndarray]:
     """Which source pixels each output cell covers, and by how much, in units of 1/out_n pixel.
 
     Cell o spans [o * in_n / out_n, (o + 1) * in_n / out_n); every bound is a multiple of 1/out_n,
-    so each overlap is a whole number of units and the weighted sums below stay exact integers.
-    Returns (index, units), both (out_n, taps) with taps = ceil(in_n / out_n) + 1.
+    so each overlap is a whole number of units and the weighted sums below are exact integers.
+    Returns (index, units), both (out_n, taps) int64 with taps = ceil(in_n / out_n) + 1.
     """
     taps = -(-in_n // out_n) + 1
     starts = np.arange(out_n, dtype=np.int64) * in_n  # cell bounds, in units
@@ -76,13 +76,13 @@ def _area_weights(in_n: int, out_n: int) -> tuple[np.ndarray, np.ndarray]:
     index = starts[:, None] // out_n + np.arange(taps, dtype=np.int64)[None, :]
     lo = np.maximum(index * out_n, starts[:, None])
     hi = np.minimum((index + 1) * out_n, ends[:, None])
-    units = np.clip(hi - lo, 0, None)
-    return np.minimum(index, in_n - 1), units.astype(np.float64)
+    return np.minimum(index, in_n - 1), np.clip(hi - lo, 0, None)
 
 
 def _area_sum_axis0(arr: np.ndarray, out_n: int) -> np.ndarray:
     """Area-weighted sums (in units, not yet divided) along axis 0: a few gathered rows per cell."""
     index, units = _area_weights(arr.shape[0], out_n)
+    units = units.astype(arr.dtype)
     expand = (slice(None),) + (None,) * (arr.ndim - 1)
     out = units[:, 0][expand] * arr[index[:, 0]]
     for tap in range(1, index.shape[1]):
@@ -93,13 +93,20 @@ def _area_sum_axis0(arr: np.ndarray, out_n: int) -> np.ndarray:
 def area_resize(rgb: np.ndarray, size: int) -> np.ndarray:
     """Downscale an HWC uint8 array to size x size by pixel-area averaging (cv2 INTER_AREA).
 
-    The sums are exact integers in float64 (at most 255 * h * w), divided once at the end, so the
-    average is correctly rounded (half to even) instead of depending on summation order.
+    Integer arithmetic throughout: the weighted sums are exact (at most 255 * h * w, int32 when
+    that fits), divided once at the end and rounded half to even, so the average is correctly
+    rounded instead of depending on float summation order.
     """
     height, width = rgb.shape[:2]
-    sums = _area_sum_axis0(rgb.astype(np.float64), size)
+    if size > height or size > width:
+        raise ValueError(f"area_resize only downscales: {width}x{height} to {size}x{size}")
+    dtype = np.int32 if 255 * height * width < 2 ** 30 else np.int64
+    sums = _area_sum_axis0(rgb.astype(dtype), size)
     sums = _area_sum_axis0(sums.transpose(1, 0, 2), size).transpose(1, 0, 2)
-    return np.clip(np.rint(sums / float(height * width)), 0, 255).astype(np.uint8)
+    area = height * width
+    quotient, remainder = np.divmod(sums, area)
+    quotient += (2 * remainder > area) | ((2 * remainder == area) & (quotient % 2 == 1))
+    return np.clip(quotient, 0, 255).astype(np.uint8)
 
 
 def preprocess_image(image: Image.Image, size: int) -> np.ndarray:

@@ -159,3 +159,8 @@ def test_area_resize_is_the_exact_area_average():
     # ties: a 2x1 cell of 0 and 1 averages to exactly 0.5 -> 0 (half to even), 1 and 2 -> 2
     ties = np.array([[[0] * 3, [1] * 3, [1] * 3, [2] * 3]] * 2, np.uint8)
     assert area_resize(ties, 2)[:, :, 0].tolist() == [[0, 2], [0, 2]]
+
+
+def test_area_resize_only_downscales():
+    with pytest.raises(ValueError, match="only downscales"):
+        area_resize(np.zeros((4, 4, 3), np.uint8), 5)
