@@ -181,6 +181,8 @@ class NetworkOnlyStep:
         recorded, ours.patch.recorder = ours.patch.recorder, None
         self.network = setup.network()
         self.network.train()
+        if recorded:  # the patch moves its network to the activations' device; do the same here
+            self.network.to(recorded[0][0].device)
         self.optimizer = torch.optim.AdamW(list(self.network.parameters()), lr=1e-5)
         gen = torch.Generator().manual_seed(3)
         self.work = []  # (input, K module or None, V module or None, grad K, grad V)
