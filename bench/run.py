@@ -160,10 +160,11 @@ def bench_tagger(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[
     t = cfg["tagger"]
     notes.append(f"tagger: stand-in model {res['standin_gflops_per_image']:.1f} GFLOPs per image at "
                  f"{t['size']} px; the pack's preprocessing of a {t['image_width']}x{t['image_height']} image: "
-                 f"{res['preprocess_ms_per_image']:.1f} ms (wall, one thread); tagger by CPU time: "
-                 f"{res['ours@cpu'] / res['baseline@cpu']:.2f} of bare")
-    return [make_row(f"tagger through the node / bare session, batch {t['batch']} at {t['size']} px "
-                     "(images/s, wall)", res["ours"], res["baseline"], at_least(0.95))]
+                 f"{res['preprocess_ms_per_image']:.1f} ms (wall, one thread). The wall-clock row shows the "
+                 "prefetch only when a core is free; the CPU-time row is the work the node adds")
+    name = f"tagger through the node / bare session, batch {t['batch']} at {t['size']} px (images/s"
+    return [make_row(f"{name}, wall)", res["ours"], res["baseline"], at_least(0.95)),
+            make_row(f"{name}, CPU time)", res["ours@cpu"], res["baseline@cpu"], at_least(0.95))]
 
 
 def bench_preprocess(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
