@@ -16,13 +16,12 @@ def test_gpu_bench_smoke_mode_reports_every_dtype_and_batch(host_path, tmp_path)
     out = tmp_path / "gpu.json"
     env = dict(os.environ, COMFYUI_PATH=str(host_path), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "gpu.py"), "--tiny", "--dtypes", "fp32,fp16",
-                           "--batches", "1,2", "--out", str(out)],
+                           "--batches", "2", "--out", str(out)],
                           capture_output=True, text=True, timeout=240, cwd=str(REPO_ROOT), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["failed"] == {}
-    assert sorted((r["dtype"], r["batch"]) for r in report["train"]) == [
-        ("fp16", 1), ("fp16", 2), ("fp32", 1), ("fp32", 2)]
+    assert sorted((r["dtype"], r["batch"]) for r in report["train"]) == [("fp16", 2), ("fp32", 2)]
     for row in report["train"]:
         for key in ("train_it_s", "ratio_floor", "ratio_a1111", "ratio_memory", "ratio_memory_with_state"):
             assert math.isfinite(row[key]) and row[key] > 0, (key, row)
