@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -73,28 +74,49 @@ def _check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
+def _prepare_batch(
+    model: TaggerModel, items: Sequence[ImageInput], start: int
+) -> tuple[list[TagResult], list[np.ndarray], list[int]]:
+    """Decode and preprocess one batch: its results (errors filled in), model rows, row slots."""
+    results: list[TagResult] = []
+    rows: list[np.ndarray] = []
+    slots: list[int] = []
+    for offset, item in enumerate(items):
+        source = _source_name(item, start + offset)
+        try:
+            rows.append(preprocess_image(_to_pil(item), model.input_size))
+            slots.append(len(results))
+            results.append(TagResult(source=source))
+        except _DECODE_ERRORS as exc:
+            logger.warning("WD14 tagger: skipping %s: cannot read image (%s)", source, exc)
+            results.append(TagResult(source=source, error=f"cannot read image: {exc}"))
+    return results, rows, slots
+
+
 def _iter_batches(
     model: TaggerModel, items: Sequence[ImageInput], options: TagOptions, batch_size: int
 ) -> Iterable[list[TagResult]]:
-    for start in range(0, len(items), batch_size):
-        results: list[TagResult] = []
-        rows: list[np.ndarray] = []
-        slots: list[int] = []
-        for offset, item in enumerate(items[start:start + batch_size]):
-            source = _source_name(item, start + offset)
-            try:
-                rows.append(preprocess_image(_to_pil(item), model.input_size))
-                slots.append(len(results))
-                results.append(TagResult(source=source))
-            except _DECODE_ERRORS as exc:
-                logger.warning("WD14 tagger: skipping %s: cannot read image (%s)", source, exc)
-                results.append(TagResult(source=source, error=f"cannot read image: {exc}"))
-        if rows:
-            probs = model.predict(np.stack(rows, axis=0))
-            for slot, p in zip(slots, probs):
-                tagged = select_tags(p, model.table, options, results[slot].source)
-                results[slot] = tagged
-        yield results
+    """Tagged batches in order. The next batch is decoded and preprocessed on a helper thread
+    while the session runs the current one (PIL, numpy and onnxruntime release the GIL), so the
+    preprocessing hides behind the model; errors other than decode failures propagate as raised."""
+    starts = list(range(0, len(items), batch_size))
+    if not starts:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wd14-prefetch") as pool:
+        pending = pool.submit(_prepare_batch, model, items[0:batch_size], 0)
+        try:
+            for position, start in enumerate(starts):
+                results, rows, slots = pending.result()
+                if position + 1 < len(starts):
+                    following = starts[position + 1]
+                    pending = pool.submit(_prepare_batch, model, items[following:following + batch_size], following)
+                if rows:
+                    probs = model.predict(np.stack(rows, axis=0))
+                    for slot, p in zip(slots, probs):
+                        results[slot] = select_tags(p, model.table, options, results[slot].source)
+                yield results
+        finally:
+            pending.cancel()  # a consumer that stops early (or an error) leaves no work queued
 
 
 def tag_images(

@@ -4,7 +4,7 @@ alpha composited over white -> pad to a centred white square of side max(h, w, s
 (extra pixel bottom/right) -> area-downscale to `size` when larger (never upscaled: small
 images sit centred at native size, as in the reference) -> BGR -> float32 0..255, HWC.
 The reference uses cv2 INTER_AREA (fractional pixel-area averaging, rounded to uint8); cv2 is not
-a dependency, so `area_resize` implements the same average in numpy.
+a dependency, so `area_resize` implements the same average in numpy (exactly, in integers).
 """
 from __future__ import annotations
 
@@ -63,29 +63,50 @@ def pad_to_square(image: Image.Image, min_side: int = 0) -> Image.Image:
     return canvas
 
 
-def _area_axis0(arr: np.ndarray, out_n: int, chunk: int = 256) -> np.ndarray:
-    """Average `arr` (float64) along axis 0 into `out_n` cells of equal fractional width."""
-    in_n = arr.shape[0]
-    scale = in_n / out_n
-    bounds = np.arange(out_n + 1, dtype=np.float64) * scale
-    bounds[-1] = in_n
-    whole = np.minimum(np.floor(bounds).astype(np.int64), in_n - 1)
-    frac = bounds - whole
-    out = np.empty((out_n,) + arr.shape[1:], dtype=np.float64)
-    for start in range(0, arr.shape[1], chunk):  # bounded memory on large images
-        part = arr[:, start:start + chunk]
-        csum = np.concatenate([np.zeros((1,) + part.shape[1:]), np.cumsum(part, axis=0)], axis=0)
-        expand = (slice(None),) + (None,) * (part.ndim - 1)
-        at = csum[whole] + frac[expand] * part[whole]  # integral of the image up to each bound
-        out[:, start:start + chunk] = (at[1:] - at[:-1]) / scale
+def _area_weights(in_n: int, out_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which source pixels each output cell covers, and by how much, in units of 1/out_n pixel.
+
+    Cell o spans [o * in_n / out_n, (o + 1) * in_n / out_n); every bound is a multiple of 1/out_n,
+    so each overlap is a whole number of units and the weighted sums below are exact integers.
+    Returns (index, units), both (out_n, taps) int64 with taps = ceil(in_n / out_n) + 1.
+    """
+    taps = -(-in_n // out_n) + 1
+    starts = np.arange(out_n, dtype=np.int64) * in_n  # cell bounds, in units
+    ends = starts + in_n
+    index = starts[:, None] // out_n + np.arange(taps, dtype=np.int64)[None, :]
+    lo = np.maximum(index * out_n, starts[:, None])
+    hi = np.minimum((index + 1) * out_n, ends[:, None])
+    return np.minimum(index, in_n - 1), np.clip(hi - lo, 0, None)
+
+
+def _area_sum_axis0(arr: np.ndarray, out_n: int) -> np.ndarray:
+    """Area-weighted sums (in units, not yet divided) along axis 0: a few gathered rows per cell."""
+    index, units = _area_weights(arr.shape[0], out_n)
+    units = units.astype(arr.dtype)
+    expand = (slice(None),) + (None,) * (arr.ndim - 1)
+    out = units[:, 0][expand] * arr[index[:, 0]]
+    for tap in range(1, index.shape[1]):
+        out += units[:, tap][expand] * arr[index[:, tap]]
     return out
 
 
 def area_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Downscale an HWC uint8 array to size x size by pixel-area averaging (cv2 INTER_AREA)."""
-    arr = _area_axis0(rgb.astype(np.float64), size)
-    arr = _area_axis0(arr.transpose(1, 0, 2), size).transpose(1, 0, 2)
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    """Downscale an HWC uint8 array to size x size by pixel-area averaging (cv2 INTER_AREA).
+
+    Integer arithmetic throughout: the weighted sums are exact (at most 255 * h * w, int32 when
+    that fits), divided once at the end and rounded half to even, so the average is correctly
+    rounded instead of depending on float summation order.
+    """
+    height, width = rgb.shape[:2]
+    if size > height or size > width:
+        raise ValueError(f"area_resize only downscales: {width}x{height} to {size}x{size}")
+    dtype = np.int32 if 255 * height * width < 2 ** 30 else np.int64
+    sums = _area_sum_axis0(rgb.astype(dtype), size)
+    sums = _area_sum_axis0(sums.transpose(1, 0, 2), size).transpose(1, 0, 2)
+    area = height * width
+    quotient, remainder = np.divmod(sums, area)
+    quotient += (2 * remainder > area) | ((2 * remainder == area) & (quotient % 2 == 1))
+    return np.clip(quotient, 0, 255).astype(np.uint8)
 
 
 def preprocess_image(image: Image.Image, size: int) -> np.ndarray:

@@ -163,6 +163,17 @@ class DivergenceWatch:
         self.baseline = None
 
 
+def cpu_copy(value: object) -> object:
+    """A deep copy of nested dicts/lists/tuples with every tensor copied into CPU memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(cpu_copy(v) for v in value)
+    return copy.deepcopy(value)
+
+
 class Trainer:
     """One training run. Build it, then call `run()`; see `TrainHooks` for host callbacks."""
 
@@ -211,16 +222,21 @@ class Trainer:
             self.optimizer.state.clear()
 
     def _snapshot(self) -> None:
-        """Remember the current state as the last good one (for in-memory rollback)."""
-        state = {k: v.detach().clone() for k, v in self.network.named_parameters()}
-        self._good = (self.network.step, state, copy.deepcopy(self.optimizer.state_dict()))
+        """Remember the current state as the last good one (for in-memory rollback).
+
+        Kept in CPU memory: weights plus AdamW state are three times the network's size, which on
+        a GPU would otherwise sit in VRAM for the whole run (restoring copies them back)."""
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self.network.named_parameters()}
+        self._good = (self.network.step, state, cpu_copy(self.optimizer.state_dict()))
 
     def _restore_good(self) -> int:
         step, state, optim_state = self._good
         with torch.no_grad():
             for name, param in self.network.named_parameters():
                 param.copy_(state[name])
-        self.optimizer.load_state_dict(optim_state)
+        # a copy: load_state_dict keeps same-device tensors as they are, and the steps after a
+        # rollback would otherwise change the snapshot a second rollback goes back to
+        self.optimizer.load_state_dict(cpu_copy(optim_state))
         self.network.step = step
         return step
 

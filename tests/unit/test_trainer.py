@@ -310,3 +310,25 @@ def test_rollback_and_lr_change_are_marked_in_the_csv(tmp_path):
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_rollback_snapshot_is_a_cpu_copy_that_shares_no_memory():
+    """The last-good state lives in CPU memory (not VRAM) and is a real copy: later steps do not
+    change it, and restoring from it brings back the optimizer's tensors as they were."""
+    from hypernet.trainer import cpu_copy
+
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([param], lr=0.1)
+    param.grad = torch.full((3,), 0.5)
+    optimizer.step()
+    state = optimizer.state_dict()
+    snap = cpu_copy(state)
+    live = state["state"][0]["exp_avg"]
+    saved = snap["state"][0]["exp_avg"]
+    assert saved.device.type == "cpu" and torch.equal(saved, live)
+    assert saved.untyped_storage().data_ptr() != live.untyped_storage().data_ptr()
+    assert snap["param_groups"] == state["param_groups"] and snap["param_groups"] is not state["param_groups"]
+    optimizer.step()
+    assert not torch.equal(saved, optimizer.state[param]["exp_avg"])
+    optimizer.load_state_dict(snap)
+    assert torch.equal(optimizer.state[param]["exp_avg"], saved)
