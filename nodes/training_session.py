@@ -86,12 +86,13 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
                  config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, graph: tuple = (None, None)):
         self.model, self.clip, self.vae = model, clip, vae
         self.dataset = dataset
         self.config = config
         self.preview_settings = preview
         self.node_id = node_id
+        self.graph = graph  # (PROMPT, UNIQUE_ID): traced to the checkpoint file for sd_checkpoint
         started_at = time.time()
         folder = bridge.default_hypernetwork_folder()
         # The run name is a validated file name (RunFolder refuses separators, '..', absolute paths).
@@ -149,6 +150,7 @@ class TrainingSession:
         self._first_step = self.network.step
         total = max(1, config.steps - self.network.step)
         self._progress = bridge.Progress(total)
+        self._set_base_model()
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
         bridge.release_from_device(self.vae.patcher)
         encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
@@ -167,6 +169,12 @@ class TrainingSession:
                 training_model.close()
         report = self._report(result, training_model, latents)
         return SessionResult(result, self.previews, report)
+
+    def _set_base_model(self) -> None:
+        """A1111 stamps every saved file with the checkpoint trained on; unknown -> None, and said so."""
+        base = bridge.base_model_of_input(*self.graph, "model")
+        self.network.sd_checkpoint, self.network.sd_checkpoint_name = base.shorthash, base.name
+        self.notes.append(base.report_line())
 
     def _train(self, training_model, latents, prompts, plan, sizes) -> TrainResult:
         def objective(planned, generator, step, max_timestep=1000):
