@@ -269,3 +269,21 @@ def test_unknown_base_checkpoint_is_reported_and_left_empty(comfy_host, pack, sh
     assert saved.sd_checkpoint is None and saved.sd_checkpoint_name is None
     report = out["ui"]["text"][0]
     assert "base model unknown" in report and why in report
+
+
+@pytest.mark.parametrize("mode", ["fixed", "random"])
+def test_previews_use_the_templated_prompt_and_the_chosen_seed_mode(comfy_host, pack, shapes, mode):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    node = pack.nodes.train.TrainHypernetwork()
+    with torch.inference_mode():
+        out = node.train(model, clip, vae, shapes, "none", "art of [name], [filewords]", "1e-3", 2, 2, 1, 0, 0,
+                         False, hypernetwork=create(pack, f"preview_{mode}", [32, 64, 768]), preview_every=1,
+                         preview_seed=4242, preview_steps=1, preview_seed_mode=mode)
+    report = out["ui"]["text"][0]
+    assert f"prompt: art of preview_{mode}, {shapes.items[0].caption}" in report
+    if mode == "fixed":
+        assert "previews: seed 4242 (fixed)" in report
+    else:
+        seeds = [int(part.split(": ")[1]) for part in report.split("random seeds: ")[1].split(";")[0].split(", ")]
+        assert len(seeds) == 2 and seeds[0] != seeds[1] and 4242 not in seeds
+    assert len(out["ui"]["images"]) == 2
