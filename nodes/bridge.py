@@ -290,9 +290,10 @@ def model_upscaler(upscale_model: Any, tile: int = 512, overlap: int = 32) -> An
     def upscale(image):
         device = management.get_torch_device()
         pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)[None]
-        if hasattr(management, "module_size"):
+        if hasattr(management, "module_size"):  # the host's own estimate (current ComfyUI)
             module = getattr(upscale_model, "model", upscale_model)
-            management.free_memory(management.module_size(module) + pixels.nelement() * 4 * 384, device)
+            working = (tile * tile * 3) * pixels.element_size() * max(float(upscale_model.scale), 1.0) * 384.0
+            management.free_memory(management.module_size(module) + working + pixels.nelement() * 4, device)
         upscale_model.to(device)
         size = tile
         try:
