@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence
 
@@ -56,9 +57,19 @@ def _text_width(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:
     return draw.textlength(text, font=font)
 
 
+_BREAK_AFTER = re.compile(r"(?<=[/\\\-,;])")
+
+
+def word_pieces(word: str) -> list[str]:
+    """A word split after path separators, dashes, commas and semicolons ('demo_style/demo_style-10'
+    -> 'demo_style/', 'demo_style-', '10'): the only places a too-wide word may be broken."""
+    return [piece for piece in _BREAK_AFTER.split(word) if piece]
+
+
 def wrap_text(draw: ImageDraw.ImageDraw, text: str, font: Font, max_width: float) -> list[str]:
-    """Word-wrap `text` to `max_width` px; words wider than that are broken between characters.
-    Explicit newlines are kept. Empty text gives no lines."""
+    """Word-wrap `text` to `max_width` px. A word wider than that is broken only after a separator
+    (`/ \\ - , ;`), never between letters, digits or inside 'name_parts'; a piece still too wide stays whole on its
+    own line (callers shrink the font first, see `fit_label`). Explicit newlines are kept."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         current = ""
@@ -70,15 +81,20 @@ def wrap_text(draw: ImageDraw.ImageDraw, text: str, font: Font, max_width: float
             if current:
                 lines.append(current)
             current = ""
-            for char in word:  # word alone may still be too wide
-                if current and _text_width(draw, current + char, font) > max_width:
+            for piece in word_pieces(word):  # word alone is too wide: break after separators only
+                if current and _text_width(draw, current + piece, font) > max_width:
                     lines.append(current)
-                    current = char
+                    current = piece
                 else:
-                    current += char
+                    current += piece
         if current:
             lines.append(current)
     return lines
+
+
+def _widest_piece(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:
+    pieces = [p for word in text.split() for p in word_pieces(word)]
+    return max((_text_width(draw, p, font) for p in pieces), default=0.0)
 
 
 class _Block:
@@ -102,12 +118,20 @@ class _Block:
 def _fit_block(
     draw: ImageDraw.ImageDraw, text: str, size: int, max_width: float, max_height: Optional[float]
 ) -> _Block:
-    """Wrap at `size`; if a height limit is given, shrink the font until the block fits."""
+    """Wrap at `size`; shrink the font until every unbreakable piece fits the width and (if a
+    height limit is given) the block fits the height, down to MIN_FONT_SIZE."""
     block = _Block(draw, text, size, max_width)
-    while max_height is not None and block.height > max_height and size > MIN_FONT_SIZE:
+    while size > MIN_FONT_SIZE and (_widest_piece(draw, text, block.font) > max_width
+                                    or (max_height is not None and block.height > max_height)):
         size -= 1
         block = _Block(draw, text, size, max_width)
     return block
+
+
+def fit_label(text: str, size: int, max_width: float, max_height: Optional[float] = None) -> tuple[int, list[str]]:
+    """(font size, lines) a label is drawn with in a `max_width` px band (for tests and layout checks)."""
+    block = _fit_block(ImageDraw.Draw(Image.new("RGB", (1, 1))), text, size, max_width, max_height)
+    return block.font.size if hasattr(block.font, "size") else size, block.lines
 
 
 def _check_labels(labels: Optional[Sequence[str]], count: int, what: str) -> list[str]:

@@ -100,6 +100,9 @@ class AxisValues:
     labels: tuple[str, ...]
     text: str = ""
     name: str = "X"
+    # The axis title drawn beside the labels ('' = the axis type's name); a checkpoint axis puts
+    # the run's file names here so that its cell labels can be short ('step 500').
+    title: str = ""
 
     def __len__(self) -> int:
         return len(self.values)
@@ -111,6 +114,7 @@ class AxisValues:
             "text": self.text,
             "values": list(self.values),
             "labels": list(self.labels),
+            "title": self.title or AXIS_LABELS[self.axis_type],
         }
 
 
@@ -438,6 +442,35 @@ def format_label(axis_type: AxisType, value: Any) -> str:
     return f"{AXIS_LABELS[axis_type]}: {shown}"
 
 
+_LEGEND_FILES = 6
+
+
+def checkpoint_axis_labels(
+    values: Sequence[Optional[str]], step_lookup: Optional[Callable[[str], Optional[int]]] = None
+) -> Optional[tuple[tuple[str, ...], str]]:
+    """('step N' labels, title naming the files) when every file on a hypernetwork axis is a
+    checkpoint of one run (same base name, distinct known steps); None otherwise."""
+    files = [(v, _strip_extension(v.replace("\\", "/"))) for v in values if v is not None]
+    if not files:
+        return None
+    bases, steps = set(), {}
+    for name, relative in files:
+        step = step_lookup(name) if step_lookup is not None else None
+        if step is None:
+            step = step_from_name(name)
+        if step is None:
+            return None
+        bases.add(_STEP_SUFFIX_RE.sub("", relative.rsplit("/", 1)[-1]).lower())
+        steps[name] = step
+    if len(bases) != 1 or len(set(steps.values())) != len(steps):
+        return None
+    labels = tuple("none" if v is None else f"step {steps[v]}" for v in values)
+    shown = [f"step {steps[name]} = {relative}" for name, relative in files[:_LEGEND_FILES]]
+    more = f"; +{len(files) - _LEGEND_FILES} more" if len(files) > _LEGEND_FILES else ""
+    base = _STEP_SUFFIX_RE.sub("", files[0][1].rsplit("/", 1)[-1])
+    return labels, f"{AXIS_LABELS[AxisType.HYPERNETWORK]} {base} ({'; '.join(shown)}{more})"
+
+
 def parse_axis(
     axis_type: AxisType | str,
     text: str,
@@ -451,13 +484,12 @@ def parse_axis(
     values = AXIS_PARSERS[kind](text, ctx, name)
     if not values:
         raise ValueError(f"{name} axis ({kind.value}): no values given; enter comma-separated values")
-    return AxisValues(
-        axis_type=kind,
-        values=tuple(values),
-        labels=tuple(format_label(kind, v) for v in values),
-        text=text,
-        name=name,
-    )
+    labels, title = tuple(format_label(kind, v) for v in values), ""
+    if kind is AxisType.HYPERNETWORK:
+        checkpoints = checkpoint_axis_labels(values, ctx.step_lookup)
+        if checkpoints is not None:
+            labels, title = checkpoints
+    return AxisValues(axis_type=kind, values=tuple(values), labels=labels, text=text, name=name, title=title)
 
 
 # ---------------------------------------------------------------- size guard

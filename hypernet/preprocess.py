@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
+# An image-to-image upscaler (e.g. an ESRGAN model run by the host); it may only enlarge.
+UpscaleFn = Callable[[Any], Any]
 _REPORT_LIST_LIMIT = 50
 _PROGRESS_CALLS = 200  # at most ~200 progress updates however large the dataset
 
@@ -60,6 +63,7 @@ class _ItemOutcome:
     bucket: BucketChoice | None = None
     bad: BadFile | None = None
     upscaled: int = 0
+    model_upscaled: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,32 @@ class _Context:
     cfg: PreprocessConfig
     buckets: list[tuple[int, int]] | None
     out_dir: str | None
+    upscale: UpscaleFn | None = None
+    # One upscale at a time: the model runs on the host's device, not per worker thread.
+    upscale_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _is_upscale(plan_box: tuple[float, float, float, float], size: tuple[int, int]) -> bool:
     box_w, box_h = plan_box[2] - plan_box[0], plan_box[3] - plan_box[1]
     return size[0] > box_w + 1e-6 or size[1] > box_h + 1e-6
+
+
+def _plan_enlarges(plan: ItemPlan) -> bool:
+    """True when some output would be enlarged by resampling (the image is smaller than the target)."""
+    return any(out.transform is not None and _is_upscale(out.transform.box, out.transform.size)
+               for out in plan.outputs)
+
+
+class UpscaleModelError(ValueError):
+    """The upscaler itself is wrong (not a bad file): always raised, never skipped."""
+
+
+def _model_upscale(upscale: UpscaleFn, image: Any) -> Any:
+    enlarged = upscale(image.convert("RGB"))
+    if enlarged.width < image.width or enlarged.height < image.height:
+        raise UpscaleModelError(f"upscale_model returned {enlarged.width}x{enlarged.height} for a "
+                         f"{image.width}x{image.height} image; connect an upscale (not a downscale) model")
+    return enlarged
 
 
 def _process_item(index: int, item: DatasetItem, ctx: _Context) -> _ItemOutcome:
@@ -83,8 +108,17 @@ def _process_item(index: int, item: DatasetItem, ctx: _Context) -> _ItemOutcome:
         if ctx.out_dir is not None or needs_pixels(width, height, cfg):
             image = load_item_image(item)
         plan: ItemPlan = plan_outputs(width, height, cfg, image=image, buckets=ctx.buckets)
+        if ctx.upscale is not None and _plan_enlarges(plan):
+            assert image is not None  # an upscale model needs an output folder, so pixels are loaded
+            with ctx.upscale_lock:
+                image = _model_upscale(ctx.upscale, image)
+            outcome.model_upscaled = 1
+            # Plan again on the enlarged pixels: crop/fit/focal now work on the model's output.
+            plan = plan_outputs(image.width, image.height, cfg, image=image, buckets=ctx.buckets)
     except BadImageError as exc:
         return _bad(outcome, cfg, item, exc.reason, exc.detail, exc)
+    except UpscaleModelError:
+        raise
     except ValueError as exc:  # file changed since scan, image too small for keep/buckets
         return _bad(outcome, cfg, item, "unusable", str(exc), exc)
     outcome.notes = plan.notes
@@ -168,42 +202,50 @@ def _run_ordered(n: int, work: Callable[[int], _ItemOutcome], workers: int,
 
 def preprocess(dataset: Dataset, config: PreprocessConfig, *,
                progress: ProgressFn | None = None,
-               should_cancel: CancelFn | None = None) -> PreprocessResult:
+               should_cancel: CancelFn | None = None,
+               upscale: UpscaleFn | None = None) -> PreprocessResult:
     """Apply `config` to every item of `dataset`; see PreprocessConfig and the module docstring.
 
     progress(done, total) is called after source items (at most ~200 times, always at the
     end); should_cancel() is polled between items. Source files are only read. Raises
     ValueError for bad settings or an unusable output folder, and for bad files when
     config.on_bad_file == "fail".
+
+    upscale(image) -> image, when given, enlarges (e.g. with an AI upscale model) every image that
+    the plan would otherwise enlarge by resampling, before crop/fit; it needs an output folder.
     """
     cfg = config
     if not isinstance(dataset, Dataset):
         raise ValueError("dataset must be an HN_DATASET (connect LoadDataset's output)")
+    if upscale is not None and not cfg.output_directory:
+        raise ValueError("upscale_model needs an output_directory: the upscaled images are written there "
+                         "(set output_directory, or disconnect upscale_model to resize lazily)")
     buckets = (make_bucket_resolutions((cfg.width, cfg.height), cfg.bucket_min, cfg.bucket_max,
                                        cfg.bucket_step) if cfg.mode == "buckets" else None)
     folder: OutputFolder | None = None
     if cfg.output_directory:
         folder = prepare_output_folder(cfg.output_directory, cfg.if_output_exists, dataset.root,
                                        (item.path for item in dataset.items))
-    ctx = _Context(cfg, buckets, folder.path if folder else None)
+    ctx = _Context(cfg, buckets, folder.path if folder else None, upscale)
     items: list[DatasetItem] = []
     files: list[str] = []
     bad: list[BadFile] = []
     kinds: Counter = Counter()
     notes: list[tuple[str, str]] = []
     assignments: list[tuple[str, BucketChoice]] = []
-    upscaled = 0
+    upscaled = model_upscaled = 0
     done = 0
     total = len(dataset.items)
     progress_every = max(1, total // _PROGRESS_CALLS)
 
     def consume(index: int, outcome: _ItemOutcome) -> None:
-        nonlocal upscaled, done
+        nonlocal upscaled, model_upscaled, done
         source = dataset.items[index]
         items.extend(outcome.items)
         files.extend(outcome.files)
         kinds.update(outcome.kinds)
         upscaled += outcome.upscaled
+        model_upscaled += outcome.model_upscaled
         notes.extend((source.path, n) for n in outcome.notes)
         if outcome.bad is not None:
             bad.append(outcome.bad)
@@ -229,7 +271,8 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
                                         "cancelled": cancelled}]
     new_dataset = Dataset(items, dataset.root, history)
     stats: dict[str, Any] = {"sources": total, "processed": done, "outputs": len(items),
-                             "skipped": len(bad), "upscaled": upscaled, **dict(kinds)}
+                             "skipped": len(bad), "upscaled": upscaled, "model_upscaled": model_upscaled,
+                             **dict(kinds)}
     for _, note in notes:
         stats[note] = stats.get(note, 0) + 1
     report = _format_report(cfg, new_dataset, stats, bad, notes, assignments, folder, cancelled)
@@ -254,6 +297,9 @@ def _format_report(cfg: PreprocessConfig, dataset: Dataset, stats: dict[str, Any
                      "dataset holds only their outputs and no partial files were left.")
     lines.append("Outputs: " + ", ".join(f"{label} {stats[key]}" for key, label in _KIND_LABELS
                                          if stats.get(key)) if stats["outputs"] else "Outputs: none")
+    if stats.get("model_upscaled"):
+        lines.append(f"Upscaled with upscale_model before crop/fit (smaller than the target): "
+                     f"{stats['model_upscaled']}")
     if stats.get("upscaled"):
         lines.append(f"Upscaled (source smaller than the output): {stats['upscaled']}")
     if cfg.focal_crop:

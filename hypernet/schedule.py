@@ -123,6 +123,30 @@ def _bad_item(field: str, item: str, text: str, why: str) -> ValueError:
     return ValueError(f"{field}: bad item {item!r} in {text!r}: {why}; expected {SCHEDULE_SYNTAX}")
 
 
+def _not_increasing(field: str, rate: str, step: int, previous: int, raw_items: list[str]) -> str:
+    """Why a step that does not increase is rejected: what A1111 would silently do, and the fix."""
+    # A1111's scheduler moves to an item when the step reaches the previous item's end; an item that
+    # already ended is applied once, and at the next micro-batch its iterator is exhausted: that ends
+    # the run (learning rate) or keeps the value to the end (the clip schedule never stops training).
+    if field == "learning_rate":
+        a1111 = (f"switch to rate {rate} at step {previous} and stop training at its next batch "
+                 "(one more step at most)")
+    else:
+        a1111 = f"switch to {rate} at step {previous} and keep it until the end"
+    ordered = ", ".join(sorted(raw_items, key=_item_sort_key))
+    return (f"steps must increase (previous step is {previous}, this one is {step}); A1111 would silently "
+            f"{a1111}. Fix: list the items in increasing step order, e.g. '{ordered}'")
+
+
+def _item_sort_key(raw: str) -> float:
+    parts = raw.split(":")
+    try:
+        step = int(parts[1]) if len(parts) == 2 else -1
+    except ValueError:
+        return math.inf
+    return math.inf if step == -1 else step
+
+
 def parse_schedule(text: str, max_steps: int, field: str = "learning_rate") -> StepSchedule:
     """Parse A1111's `rate:step, rate:step, ...` string for `max_steps` training steps.
 
@@ -157,9 +181,14 @@ def parse_schedule(text: str, max_steps: int, field: str = "learning_rate") -> S
             if step == -1:
                 end, last = max_steps, True
             elif step < 1:
-                raise _bad_item(field, raw, text, "the step must be >= 1 (or -1 for 'until max steps')")
+                raise _bad_item(
+                    field, raw, text,
+                    f"the step must be >= 1 (or -1 for 'until max steps'); A1111 would silently skip this "
+                    f"item, so rate {parts[0].strip()} would never be used. Fix: remove the item, give it the "
+                    f"step where it should end, or write '{parts[0].strip()}:-1' to use it until max steps",
+                )
             elif step <= previous:
-                raise _bad_item(field, raw, text, f"steps must increase (previous step is {previous})")
+                raise _bad_item(field, raw, text, _not_increasing(field, parts[0].strip(), step, previous, raw_items))
             else:
                 end, last = min(step, max_steps), step >= max_steps
         items.append(ScheduleItem(rate, end))

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from .preview import PREVIEW_SEED_MODES
 from .schedule import parse_schedule
 from .dataclass_io import strict_from_dict
 from .templates import CaptionConfig, parse_template
@@ -44,6 +45,8 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 100
     preview_every: int = 0
+    # "fixed": every preview uses the node's preview seed; "random": a new seed per preview (reported).
+    preview_seed_mode: str = "fixed"
     adamw_beta1: float = 0.9
     adamw_beta2: float = 0.999
     adamw_eps: float = 1e-8
@@ -91,6 +94,7 @@ class TrainConfig:
         self._choice("training_dtype", TRAINING_DTYPES)
         self._choice("loss_type", LOSS_TYPES)
         self._choice("scheduler", SCHEDULERS)
+        self._choice("preview_seed_mode", PREVIEW_SEED_MODES)
         for name, low, high in (("adamw_beta1", 0.0, 1.0), ("adamw_beta2", 0.0, 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not low <= value < high:

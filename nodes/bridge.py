@@ -191,6 +191,134 @@ def executing_node_id() -> str | None:
     return getattr(instance, "last_node_id", None) if instance is not None else None
 
 
+# ------------------------------------------------------------------ base checkpoint (sd_checkpoint)
+
+# Loader inputs that name a model file, and the model folder each is looked up in (first found).
+_LOADER_FILE_INPUTS = {"ckpt_name": ("checkpoints",), "unet_name": ("diffusion_models", "unet")}
+HASH_CACHE_NAME = ".checkpoint_hashes.json"
+
+
+def _link(value: Any) -> str | None:
+    """The source node id of a prompt-graph link (`[node_id, output_index]`), else None."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], int):
+        return str(value[0])
+    return None
+
+
+def trace_model_loader(prompt: Any, node_id: Any, input_name: str = "model") -> tuple[str, str, str] | str:
+    """Follow `input_name` of `node_id` upstream through MODEL-passing nodes to the loader node.
+
+    Returns (loader class, loader input, file name) or a sentence saying why it cannot be known.
+    """
+    if not isinstance(prompt, dict) or node_id is None:
+        return "the workflow graph is not available (the node ran outside a queued prompt)"
+    current, name, seen = str(node_id), input_name, set()
+    while True:
+        node = prompt.get(current)
+        if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
+            return f"node {current} is not in the workflow graph"
+        source = _link(node["inputs"].get(name))
+        if source is None:
+            return f"the {name} input of node {current} is not connected"
+        if source in seen:
+            return "the MODEL links form a loop"
+        seen.add(source)
+        upstream = prompt.get(source)
+        if not isinstance(upstream, dict) or not isinstance(upstream.get("inputs"), dict):
+            return f"node {source} is not in the workflow graph"
+        inputs, class_type = upstream["inputs"], str(upstream.get("class_type", "?"))
+        for file_input in _LOADER_FILE_INPUTS:
+            if isinstance(inputs.get(file_input), str):
+                return class_type, file_input, inputs[file_input]
+        if _link(inputs.get("model")) is None:
+            return (f"the MODEL comes from node {source} ({class_type}), which is not a checkpoint loader "
+                    "and has no model input to follow")
+        current, name = source, "model"
+
+
+def _resolve_model_file(file_input: str, name: str) -> Path | None:
+    for kind in _LOADER_FILE_INPUTS[file_input]:
+        try:
+            path = folder_paths.get_full_path(kind, name)
+        except KeyError:  # folder kind unknown to this host version
+            continue
+        if path:
+            return Path(path)
+    return None
+
+
+def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") -> Any:
+    """A1111's sd_checkpoint / sd_checkpoint_name of the file the MODEL input was loaded from.
+
+    Hashes are cached in the hypernetworks folder (HASH_CACHE_NAME), so a big file is hashed once.
+    """
+    from ..hypernet.checkpoint_hash import BaseModel, HashCache, base_model_of
+
+    traced = trace_model_loader(prompt, node_id, input_name)
+    if isinstance(traced, str):
+        return BaseModel(why=traced)
+    class_type, file_input, name = traced
+    path = _resolve_model_file(file_input, name)
+    if path is None or not path.is_file():
+        return BaseModel(why=f"{class_type}'s file {shown(name)} was not found in the model folders")
+    cache = HashCache(default_hypernetwork_folder() / HASH_CACHE_NAME)
+    try:
+        return base_model_of(path, name, cache, should_stop=interrupted)
+    except InterruptedError:
+        raise_if_interrupted()
+        raise
+
+
+# ------------------------------------------------------------------ upscale models (Preprocess)
+
+
+def model_upscaler(upscale_model: Any, tile: int = 512, overlap: int = 32) -> Any:
+    """`upscale(pil_image) -> pil_image` running the host's UPSCALE_MODEL the way its
+    ImageUpscaleWithModel node does: tiled (halving the tile on out-of-memory), a progress bar of
+    tiles, and Cancel checked before every tile. Works with the pinned host's chainner models and
+    current ComfyUI's spandrel descriptors (both are callables with `.scale` and `.to`)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    management = comfy.model_management
+
+    def run_tile(batch):
+        raise_if_interrupted()
+        return upscale_model(batch)
+
+    def upscale(image):
+        device = management.get_torch_device()
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)[None]
+        if hasattr(management, "module_size"):  # the host's own estimate (current ComfyUI)
+            module = getattr(upscale_model, "model", upscale_model)
+            working = (tile * tile * 3) * pixels.element_size() * max(float(upscale_model.scale), 1.0) * 384.0
+            management.free_memory(management.module_size(module) + working + pixels.nelement() * 4, device)
+        upscale_model.to(device)
+        size = tile
+        try:
+            with torch.inference_mode():
+                batch = pixels.movedim(-1, -3).to(device)
+                while True:
+                    try:
+                        steps = comfy.utils.get_tiled_scale_steps(batch.shape[3], batch.shape[2], tile_x=size,
+                                                                  tile_y=size, overlap=overlap)
+                        bar = comfy.utils.ProgressBar(steps)
+                        out = comfy.utils.tiled_scale(batch, run_tile, tile_x=size, tile_y=size, overlap=overlap,
+                                                      upscale_amount=upscale_model.scale, pbar=bar)
+                        break
+                    except management.OOM_EXCEPTION:
+                        size //= 2
+                        if size < 64:
+                            raise
+        finally:
+            upscale_model.to("cpu")
+        array = torch.clamp(out.movedim(-3, -1)[0], 0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+        return Image.fromarray(array, "RGB")
+
+    return upscale
+
+
 # ------------------------------------------------------------------ sampling (XY grid, training previews)
 
 

@@ -130,12 +130,18 @@ class HypernetworkPreprocess:
                                     "tooltip": "Threads for decoding and writing; 0 = automatic (up to 8)."}),
                 "preview_count": ("INT", {"default": 8, "min": 0, "max": 64,
                                           "tooltip": "How many processed images the preview output shows."}),
+                "upscale_model": ("UPSCALE_MODEL", {
+                    "tooltip": "Optional (from Load Upscale Model): images smaller than the target are enlarged "
+                               "with this model before crop/fit, instead of resampled (the guide's 'AI upscale "
+                               "small images'). Needs output_directory."}),
             },
         }
 
-    def run(self, dataset, output_directory="", preview_count=8, **settings):
+    def run(self, dataset, output_directory="", preview_count=8, upscale_model=None, **settings):
         config = PreprocessConfig(output_directory=resolve_output_directory(output_directory), **settings)
-        result = preprocess(dataset, config, progress=HostProgress(), should_cancel=bridge.interrupted)
+        upscale = bridge.model_upscaler(upscale_model) if upscale_model is not None else None
+        result = preprocess(dataset, config, progress=HostProgress(), should_cancel=bridge.interrupted,
+                            upscale=upscale)
         if result.cancelled:
             bridge.raise_if_interrupted()
         logger.info("%s", result.report.splitlines()[0])

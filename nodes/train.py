@@ -136,11 +136,13 @@ class TrainHypernetwork:
                 "tooltip": "Continue a file from the hypernetworks folder; 'none' uses the connected network."}),
         }
         required.update(_REQUIRED)
-        return {"required": required, "optional": dict(_OPTIONAL)}
+        # Hidden: the prompt graph, to find the checkpoint the MODEL was loaded from (sd_checkpoint).
+        return {"required": required, "optional": dict(_OPTIONAL),
+                "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
     def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
               grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
-              overwrite=False, **options):
+              overwrite=False, prompt=None, unique_id=None, **options):
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
                               grad_accumulation_steps=grad_accumulation_steps, seed=seed, save_every=save_every,
@@ -151,7 +153,8 @@ class TrainHypernetwork:
                                   cfg=options.get("preview_cfg", 7.0), sampler=options.get("preview_sampler", "euler"))
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
-                                  node_id=bridge.executing_node_id(), overwrite=overwrite)
+                                  node_id=bridge.executing_node_id(), overwrite=overwrite,
+                                  graph=(prompt, unique_id))
         outcome = session.run()
         result = outcome.result
         if result.stopped == "cancelled":

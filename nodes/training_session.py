@@ -19,6 +19,7 @@ from ..hypernet.dataset import Dataset, load_item_image
 from ..hypernet.final_file import FinalFileGuard, final_file_note
 from ..hypernet.module import Hypernetwork
 from ..hypernet.patch import HypernetworkPatch, require_match
+from ..hypernet.preview import PreviewSeeds, default_preview_prompt
 from ..hypernet.templates import parse_template
 from ..hypernet.train_batches import BatchPlan
 from ..hypernet.train_cache import LatentCache, PromptCache
@@ -86,12 +87,13 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
                  config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, graph: tuple = (None, None)):
         self.model, self.clip, self.vae = model, clip, vae
         self.dataset = dataset
         self.config = config
         self.preview_settings = preview
         self.node_id = node_id
+        self.graph = graph  # (PROMPT, UNIQUE_ID): traced to the checkpoint file for sd_checkpoint
         started_at = time.time()
         folder = bridge.default_hypernetwork_folder()
         # The run name is a validated file name (RunFolder refuses separators, '..', absolute paths).
@@ -115,6 +117,7 @@ class TrainingSession:
         self._earlier_events = {id(e) for e in self.history.events}  # read from the CSV of earlier runs
         self.optimizer_state = optimizer_state
         self.previews: list[dict] = []
+        self._preview_seeds = PreviewSeeds(config.preview_seed_mode, preview.seed)
         self._started = time.monotonic()
 
     # ------------------------------------------------------------------ callbacks
@@ -122,15 +125,16 @@ class TrainingSession:
     def _send(self, kind: str, data: dict) -> None:
         bridge.send_event(f"hypernetwork.train.{kind}", dict(data, node=self.node_id, name=self.network.name))
 
-    def _preview(self, training_model: bridge.TrainingModel, step: int, first_caption: str) -> None:
+    def _preview(self, training_model: bridge.TrainingModel, step: int) -> None:
         settings = self.preview_settings
         sizes = Counter(_sizes(self.dataset))
         width, height = sizes.most_common(1)[0][0]
         with torch.inference_mode():
-            positive = bridge.encode_prompt(self.clip, settings.prompt or first_caption, self.config.clip_skip)
+            positive = bridge.encode_prompt(self.clip, self._preview_prompt, self.config.clip_skip)
             negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
             latent = bridge.empty_latent(width, height)
-            samples = bridge.sample(training_model.patcher, settings.seed, settings.steps, settings.cfg,
+            seed = self._preview_seeds.next(step)
+            samples = bridge.sample(training_model.patcher, seed, settings.steps, settings.cfg,
                                     settings.sampler, settings.scheduler, positive, negative, latent)
             image = bridge.decode(self.vae, samples)
         pil = image_to_pil(image)[0]
@@ -140,7 +144,8 @@ class TrainingSession:
         entry = bridge.save_ui_image(pil, f"{self.network.name}-{step}")
         self.previews.append(entry)
         self._progress.update(step - self._first_step, pil)
-        self._send("preview", {"step": step, "image": entry, "path": str(path)})
+        self._send("preview", {"step": step, "image": entry, "path": str(path), "seed": seed,
+                               "prompt": self._preview_prompt})
 
     # ------------------------------------------------------------------ the run
 
@@ -149,6 +154,7 @@ class TrainingSession:
         self._first_step = self.network.step
         total = max(1, config.steps - self.network.step)
         self._progress = bridge.Progress(total)
+        self._set_base_model()
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
         bridge.release_from_device(self.vae.patcher)
         encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
@@ -168,6 +174,12 @@ class TrainingSession:
         report = self._report(result, training_model, latents)
         return SessionResult(result, self.previews, report)
 
+    def _set_base_model(self) -> None:
+        """A1111 stamps every saved file with the checkpoint trained on; unknown -> None, and said so."""
+        base = bridge.base_model_of_input(*self.graph, "model")
+        self.network.sd_checkpoint, self.network.sd_checkpoint_name = base.shorthash, base.name
+        self.notes.append(base.report_line())
+
     def _train(self, training_model, latents, prompts, plan, sizes) -> TrainResult:
         def objective(planned, generator, step, max_timestep=1000):
             width, height = sizes[planned.items[0]]
@@ -186,10 +198,12 @@ class TrainingSession:
                                     "epoch": report.epoch, "eta": eta, "event": report.event})
 
         first_caption = self.dataset.items[0].caption if self.dataset.items else ""
+        self._preview_prompt = self.preview_settings.prompt or default_preview_prompt(
+            parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
         hooks = TrainHooks(
             should_stop=bridge.interrupted, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
-            preview=lambda step, net: self._preview(training_model, step, first_caption),
+            preview=lambda step, net: self._preview(training_model, step),
             on_event=lambda event: self._send("event", event))
         self.run_folder.write_settings({"config": self.config.to_dict(), "network": self.network.config.to_dict(),
                                         "dataset": {"root": self.dataset.root, "items": len(self.dataset)},
@@ -206,6 +220,9 @@ class TrainingSession:
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
                  f"checkpoints in {self.run_folder.root}"]
+        seeds = self._preview_seeds.report_line()
+        if seeds is not None:
+            lines.append(f"{seeds}; prompt: {self._preview_prompt}")
         if result.final_path is not None:
             lines.append(f"final file: {result.final_path}")
         return "\n".join(lines)

@@ -135,8 +135,8 @@ def plan_cells(base: BaseSettings, x: AxisValues, y: AxisValues) -> list[CellSet
 
 
 def axis_title(axis: AxisValues) -> str:
-    """The title drawn beside an axis: its type's name ('' for none)."""
-    return AXIS_LABELS[axis.axis_type]
+    """The title drawn beside an axis: its own (a checkpoint axis names its files), else its type's name."""
+    return axis.title or AXIS_LABELS[axis.axis_type]
 
 
 def files_on_axes(*axes: AxisValues) -> list[str]:

@@ -53,7 +53,12 @@ def test_graph_trains_and_writes_every_file(comfy_server, dataset_folder):
     assert csv_lines[0] == "step,epoch,epoch_step,loss,learn_rate,event" and len(csv_lines) == 11
     ui = result.outputs[ids["train"]]
     assert "training finished at step 10" in ui["text"][0]
+    # The hidden PROMPT/UNIQUE_ID inputs arrive through the real executor: the MODEL is traced to its loader.
+    assert (f"base model unknown (the MODEL comes from node {ids['loader']} (HNTestTinyCheckpointLoader), "
+            "which is not a checkpoint loader") in ui["text"][0]
     assert ui["images"], "the preview is shown in the node's UI"
+    preview_events = [e["data"] for e in events if e.get("type") == "hypernetwork.train.preview"]
+    assert preview_events and preview_events[0]["seed"] == 0 and preview_events[0]["prompt"].endswith(", e2e_net")
     progress = [e for e in events if e.get("type") == "hypernetwork.train.progress"]
     assert [e["data"]["step"] for e in progress] == list(range(1, 11))
     assert all(e["data"]["node"] == ids["train"] for e in progress)

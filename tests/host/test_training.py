@@ -218,3 +218,72 @@ def test_bucketed_variable_size_dataset_trains_with_batches(comfy_host, pack, tm
     model, clip, vae = comfy_host.tiny.build_tiny("sd1")
     out = train(pack, model, clip, vae, bucketed, create(pack, "buckets", [32, 64]), steps=4, batch_size=2)
     assert len(out["result"][2].losses) == 4
+
+
+def _graph(loader_class="CheckpointLoaderSimple", file_input="ckpt_name", name="tiny_base.safetensors"):
+    """A prompt graph: loader -> Apply Hypernetwork -> Train Hypernetwork (node "9")."""
+    return {
+        "4": {"class_type": loader_class, "inputs": {file_input: name}},
+        "6": {"class_type": "ApplyHypernetwork", "inputs": {"model": ["4", 0], "strength": 1.0}},
+        "9": {"class_type": "TrainHypernetwork", "inputs": {"model": ["6", 0]}},
+    }
+
+
+def test_base_checkpoint_is_traced_hashed_once_and_saved_as_a1111_does(comfy_host, pack, shapes, tmp_path):
+    import hashlib
+
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "sd15").mkdir(parents=True)
+    base_file = checkpoints / "sd15" / "tiny_base.safetensors"
+    base_file.write_bytes(b"not really weights, only hashed" * 1000)
+    comfy_host.folder_paths.folder_names_and_paths["checkpoints"][0].insert(0, str(checkpoints))
+    try:
+        model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+        out = train(pack, model, clip, vae, shapes, create(pack, "with_base", [32, 64, 768]), steps=2, save_every=1,
+                    prompt=_graph(name="sd15/tiny_base.safetensors"), unique_id="9")
+        expected = hashlib.sha256(base_file.read_bytes()).hexdigest()[:10]
+        saved = pack.hypernet.fileio.load_hypernetwork(out["result"][1])
+        assert (saved.sd_checkpoint, saved.sd_checkpoint_name) == (expected, "sd15_tiny_base")
+        checkpoint = pack.hypernet.fileio.load_hypernetwork(
+            next((comfy_host.models_dir / "hypernetworks" / "with_base").glob("with_base-1.pt")))
+        assert checkpoint.sd_checkpoint == expected  # periodic copies carry it too, as in A1111
+        assert f"sd15_tiny_base [{expected}]" in out["ui"]["text"][0]
+        cache = pack.nodes.bridge.default_hypernetwork_folder() / pack.nodes.bridge.HASH_CACHE_NAME
+        assert str(base_file.resolve()) in cache.read_text()
+    finally:
+        comfy_host.folder_paths.folder_names_and_paths["checkpoints"][0].remove(str(checkpoints))
+
+
+@pytest.mark.parametrize("prompt, unique_id, why", [
+    (None, None, "workflow graph is not available"),
+    ({"9": {"class_type": "TrainHypernetwork", "inputs": {"model": ["5", 0]}},
+      "5": {"class_type": "ModelFromNowhere", "inputs": {}}}, "9", "not a checkpoint loader"),
+    (_graph(name="absent.safetensors"), "9", "absent.safetensors"),
+])
+def test_unknown_base_checkpoint_is_reported_and_left_empty(comfy_host, pack, shapes, prompt, unique_id, why):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    network = create(pack, "no_base", [32, 64, 768])
+    network.sd_checkpoint, network.sd_checkpoint_name = "0123456789", "stale"  # not the model trained on now
+    out = train(pack, model, clip, vae, shapes, network, steps=1, prompt=prompt, unique_id=unique_id)
+    saved = pack.hypernet.fileio.load_hypernetwork(out["result"][1])
+    assert saved.sd_checkpoint is None and saved.sd_checkpoint_name is None
+    report = out["ui"]["text"][0]
+    assert "base model unknown" in report and why in report
+
+
+@pytest.mark.parametrize("mode", ["fixed", "random"])
+def test_previews_use_the_templated_prompt_and_the_chosen_seed_mode(comfy_host, pack, shapes, mode):
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    node = pack.nodes.train.TrainHypernetwork()
+    with torch.inference_mode():
+        out = node.train(model, clip, vae, shapes, "none", "art of [name], [filewords]", "1e-3", 2, 2, 1, 0, 0,
+                         False, hypernetwork=create(pack, f"preview_{mode}", [32, 64, 768]), preview_every=1,
+                         preview_seed=4242, preview_steps=1, preview_seed_mode=mode)
+    report = out["ui"]["text"][0]
+    assert f"prompt: art of preview_{mode}, {shapes.items[0].caption}" in report
+    if mode == "fixed":
+        assert "previews: seed 4242 (fixed)" in report
+    else:
+        seeds = [int(part.split(": ")[1]) for part in report.split("random seeds: ")[1].split(";")[0].split(", ")]
+        assert len(seeds) == 2 and seeds[0] != seeds[1] and 4242 not in seeds
+    assert len(out["ui"]["images"]) == 2

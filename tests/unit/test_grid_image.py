@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from hypernet.grid_image import (
     PNG_INFO_KEY,
     compose_grid,
+    fit_label,
     font_size_for_cell,
     grid_png_info,
     load_font,
@@ -139,7 +140,9 @@ def test_long_labels_wrap_to_cell_width():
     font = load_font(12)
     lines = wrap_text(draw, "a very long label that must wrap, averyveryverylongwordwithoutspaces", font, 60)
     assert len(lines) > 2
-    assert all(draw.textlength(line, font=font) <= 60 for line in lines)
+    # Every line fits except a word with no break point, which is never cut between letters.
+    assert lines[-1] == "averyveryverylongwordwithoutspaces"
+    assert all(draw.textlength(line, font=font) <= 60 for line in lines[:-1])
     assert "".join(lines).replace(" ", "") == "averylonglabelthatmustwrap,averyveryverylongwordwithoutspaces"
 
 
@@ -214,3 +217,34 @@ def test_old_pillow_without_sized_default_font_falls_back(monkeypatch, caplog):
         assert dark_pixels(region(out, 0, 0, out.width, out.height - H)) > 3
     finally:
         grid_image.load_font.cache_clear()
+
+
+def test_labels_never_break_inside_a_word_only_after_separators():
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = load_font(16)
+    lines = wrap_text(draw, "demo_style/demo_style-10", font, 60)
+    assert lines == ["demo_style/", "demo_style-", "10"]  # was 'demo_st' / 'yle/de' ... before
+
+
+def test_label_text_shrinks_on_small_cells_until_whole_words_fit():
+    big_size, big_lines = fit_label("step 10", font_size_for_cell(512, 512), 512 - 20)
+    assert (big_size, big_lines) == (40, ["step 10"])
+    small_size, small_lines = fit_label("demo_style/demo_style-10", font_size_for_cell(160, 160), 50)
+    assert small_size < font_size_for_cell(160, 160)  # shrunk so 'demo_style/' fits the cell
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    assert all(draw.textlength(line, font=load_font(small_size)) <= 50 for line in small_lines)
+    assert "".join(small_lines) == "demo_style/demo_style-10"
+
+
+def test_checkpoint_axis_grid_has_step_labels_and_the_files_in_the_title():
+    from hypernet.grid_values import AxisContext, parse_axis
+
+    files = ["demo_style/demo_style-10.pt", "demo_style/demo_style-20.pt", "other.pt"]
+    axis = parse_axis("hypernetwork", "none, demo_style/*.pt", AxisContext(hypernetwork_files=files))
+    assert axis.labels == ("none", "step 10", "step 20")
+    assert axis.title == ("Hypernetwork demo_style (step 10 = demo_style/demo_style-10; "
+                          "step 20 = demo_style/demo_style-20)")
+    cells = make_cells(3)
+    titled = compose_grid(cells, 3, 1, col_labels=list(axis.labels), x_title=axis.title)
+    plain = compose_grid(cells, 3, 1, col_labels=list(axis.labels))
+    assert titled.height > plain.height  # the legend band above the step labels

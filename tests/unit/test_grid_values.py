@@ -217,9 +217,21 @@ def test_names_none_and_case_insensitive_matches():
 
 
 def test_hypernetwork_axis_labels_drop_extension():
-    axis = parse_axis("hypernetwork", "none, mynet/mynet-500", AxisContext(hypernetwork_files=FILES))
-    assert axis.values == (None, "mynet/mynet-500.pt")
-    assert axis.labels == ("none", "mynet/mynet-500")
+    axis = parse_axis("hypernetwork", "none, other, mynet/mynet-500", AxisContext(hypernetwork_files=FILES))
+    assert axis.values == (None, "other.pt", "mynet/mynet-500.pt")
+    assert axis.labels == ("none", "other", "mynet/mynet-500") and axis.title == ""
+
+
+def test_checkpoints_of_one_run_are_labelled_by_step_with_the_files_in_the_title():
+    files = ["mynet/mynet-500.pt", "mynet/mynet-1000.pt", "mynet.pt"]
+    stored = {"mynet.pt": 1500}
+    ctx = AxisContext(hypernetwork_files=files, step_lookup=stored.get)
+    axis = parse_axis("hypernetwork", "none, mynet/*.pt, mynet", ctx)
+    assert axis.labels == ("none", "step 500", "step 1000", "step 1500")
+    assert axis.title.startswith("Hypernetwork mynet (step 500 = mynet/mynet-500;")
+    assert axis.to_dict()["title"] == axis.title
+    # A step that is unknown, or two files with the same step: the file names stay the labels.
+    assert parse_axis("hypernetwork", "mynet", AxisContext(hypernetwork_files=files)).labels == ("mynet",)
 
 
 def test_unknown_hypernetwork_and_empty_glob_are_errors():
@@ -249,7 +261,8 @@ def test_natural_order_for_names_without_steps():
 
 def test_axis_to_dict():
     d = parse_axis("steps", "1-2", name="Z").to_dict()
-    assert d == {"name": "Z", "type": "steps", "text": "1-2", "values": [1, 2], "labels": ["Steps: 1", "Steps: 2"]}
+    assert d == {"name": "Z", "type": "steps", "text": "1-2", "values": [1, 2], "labels": ["Steps: 1", "Steps: 2"],
+                 "title": "Steps"}
 
 
 # ---------------------------------------------------------------- size guard

@@ -235,3 +235,26 @@ def test_cosine_round_trip_and_unknown_keys():
     assert CosineRestarts.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown"):
         CosineRestarts.from_dict({"base_lr": 1e-3, "cycles": 3})
+
+
+def test_zero_step_error_shows_a1111_skip_and_fix():
+    with pytest.raises(ValueError) as info:
+        parse_schedule("1e-3:0, 1e-4:500", 1000, field="learning_rate")
+    message = str(info.value)
+    assert message.startswith("learning_rate")
+    assert "A1111 would silently skip this item" in message
+    assert "'1e-3:-1'" in message and "Fix:" in message
+
+
+@pytest.mark.parametrize(
+    "field, behaviour",
+    [("learning_rate", "stop training at its next batch"), ("clip_grad_value", "keep it until the end")],
+)
+def test_decreasing_steps_error_shows_a1111_behaviour_and_sorted_fix(field, behaviour):
+    with pytest.raises(ValueError) as info:
+        parse_schedule("1e-3:100, 1e-4:50, 1e-5", 1000, field=field)
+    message = str(info.value)
+    assert message.startswith(field)
+    assert "previous step is 100, this one is 50" in message
+    assert f"A1111 would silently switch to" in message and behaviour in message
+    assert "e.g. '1e-4:50, 1e-3:100, 1e-5'" in message
