@@ -2,7 +2,8 @@
 protocol (the `websocket-client` package only; no selenium, no node.js).
 
 Skipped with the reason when no Chromium is installed (Debian: `apt-get install -y chromium`; or
-point HN_CHROMIUM at a Chrome/Chromium binary). Each example workflow is loaded into the page with
+point HN_CHROMIUM at a Chrome/Chromium binary); under CI (env CI=true) a missing Chromium fails
+them instead, so a CI run can never pass without the browser tests. Each example workflow is loaded into the page with
 `app.loadGraphData`, with the stock CheckpointLoaderSimple swapped for the test-only tiny model
 loader (`workflows.ui_with_tiny_loader`) and sizes/steps cut to tiny values, then queued from the
 page as a user's click would. Screenshots go to test-artifacts/browser/; with
@@ -54,10 +55,15 @@ def find_chromium() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="Chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu), or set HN_CHROMIUM "
-           "to a Chrome/Chromium binary")
+NO_CHROMIUM = ("Chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu), or set HN_CHROMIUM "
+               "to a Chrome/Chromium binary")
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+pytestmark = pytest.mark.skipif(find_chromium() is None and not running_in_ci(), reason=NO_CHROMIUM)
 
 
 # ------------------------------------------------------------------ Chromium over the DevTools protocol
@@ -350,7 +356,10 @@ def load_ui_workflow(browser: Chromium, workflow: dict) -> None:
 
 @pytest.fixture(scope="module")
 def browser(comfy_server, tmp_path_factory):
-    chromium = Chromium(find_chromium(), tmp_path_factory.mktemp("chromium-profile"))
+    binary = find_chromium()
+    if binary is None:  # only reached under CI (otherwise the module is skipped)
+        pytest.fail(f"CI=true and {NO_CHROMIUM}")
+    chromium = Chromium(binary, tmp_path_factory.mktemp("chromium-profile"))
     chromium.start()
     try:
         open_ui(chromium, comfy_server.url)
