@@ -136,11 +136,13 @@ class TrainHypernetwork:
                 "tooltip": "Continue a file from the hypernetworks folder; 'none' uses the connected network."}),
         }
         required.update(_REQUIRED)
-        return {"required": required, "optional": dict(_OPTIONAL)}
+        # UNIQUE_ID: the id the server executes this node under (a path inside subgraphs); the
+        # frontend routes the node's live events by it.
+        return {"required": required, "optional": dict(_OPTIONAL), "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
               grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
-              overwrite=False, **options):
+              overwrite=False, unique_id=None, **options):
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
                               grad_accumulation_steps=grad_accumulation_steps, seed=seed, save_every=save_every,
@@ -151,7 +153,8 @@ class TrainHypernetwork:
                                   cfg=options.get("preview_cfg", 7.0), sampler=options.get("preview_sampler", "euler"))
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
-                                  node_id=bridge.executing_node_id(), overwrite=overwrite)
+                                  node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
+                                  overwrite=overwrite)
         outcome = session.run()
         result = outcome.result
         if result.stopped == "cancelled":
@@ -161,7 +164,9 @@ class TrainHypernetwork:
         history = result.history
         plot = render_loss_plot(history.steps, history.losses, history.learning_rates, history.events)
         final_path = str(result.final_path or "")
-        ui = {"text": [outcome.report], "images": outcome.previews[-4:],
+        # `hn_preview`, not `images`: the node shows its previews in its own widget, and the
+        # frontend draws an `images` output below the node a second time.
+        ui = {"text": [outcome.report], "hn_preview": outcome.previews[-4:],
               "loss": [json.dumps(history.to_dict())]}
         return {"ui": ui, "result": (result.network, final_path, history, pil_to_image(plot))}
 

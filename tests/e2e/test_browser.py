@@ -344,6 +344,8 @@ def publish(source: Path, target: Path, max_width: int) -> None:
             image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
         target.parent.mkdir(parents=True, exist_ok=True)
         image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+        if target.parent == wf.EXAMPLE_WORKFLOWS:  # the new frontend's template browser reads .jpg
+            image.save(target.with_suffix(".jpg"), quality=85, optimize=True)
     assert target.stat().st_size < 200_000, f"{target} is too big for the repository"
 
 

@@ -53,7 +53,8 @@ def test_graph_trains_and_writes_every_file(comfy_server, dataset_folder):
     assert csv_lines[0] == "step,epoch,epoch_step,loss,learn_rate,event" and len(csv_lines) == 11
     ui = result.outputs[ids["train"]]
     assert "training finished at step 10" in ui["text"][0]
-    assert ui["images"], "the preview is shown in the node's UI"
+    assert ui["hn_preview"], "the preview is shown in the node's UI"
+    assert "images" not in ui, "the frontend's own image preview would draw the previews a second time"
     progress = [e for e in events if e.get("type") == "hypernetwork.train.progress"]
     assert [e["data"]["step"] for e in progress] == list(range(1, 11))
     assert all(e["data"]["node"] == ids["train"] for e in progress)

@@ -136,6 +136,12 @@ def test_shipped_workflows_are_for_real_users(object_info, name):
     assert thumbnail.stat().st_size < 200_000
     with Image.open(thumbnail) as png:
         assert png.format == "PNG" and png.width >= 200
+    # the new frontend's template browser (1.2x) asks for <name>.jpg, the old one for .png
+    jpeg = wf.EXAMPLE_WORKFLOWS / f"{name}.jpg"
+    assert jpeg.is_file(), f"{jpeg.name} is missing: the new frontend's template browser shows a blank card"
+    assert jpeg.stat().st_size < 200_000
+    with Image.open(jpeg) as jpg:
+        assert jpg.format == "JPEG" and jpg.size == png.size
 
 
 # ------------------------------------------------------------------ running them
