@@ -20,6 +20,7 @@ LATENT_SAMPLING = ("once", "deterministic", "random")
 TRAINING_DTYPES = ("fp32", "bf16", "fp16")
 LOSS_TYPES = ("mse", "l1", "huber")
 SCHEDULERS = ("a1111", "cosine_restarts")
+PREVIEW_SEED_MODES = ("fixed", "random")
 
 
 def _bad(field: str, value: Any, allowed: str) -> ValueError:
@@ -44,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 100
     preview_every: int = 0
+    preview_seed_mode: str = "fixed"
     adamw_beta1: float = 0.9
     adamw_beta2: float = 0.999
     adamw_eps: float = 1e-8
@@ -91,6 +93,7 @@ class TrainConfig:
         self._choice("training_dtype", TRAINING_DTYPES)
         self._choice("loss_type", LOSS_TYPES)
         self._choice("scheduler", SCHEDULERS)
+        self._choice("preview_seed_mode", PREVIEW_SEED_MODES)
         for name, low, high in (("adamw_beta1", 0.0, 1.0), ("adamw_beta2", 0.0, 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not low <= value < high:
