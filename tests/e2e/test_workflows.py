@@ -44,8 +44,8 @@ def tiny_train_prompt(object_info, dataset: str, name: str) -> dict:
     wf.set_inputs(prompt, "HypernetworkPreprocess", width=SIZE, height=SIZE)
     wf.set_inputs(prompt, "HypernetworkWD14Tag", model=TAGGER)
     wf.set_inputs(prompt, "CreateHypernetwork", name=name)
-    wf.set_inputs(prompt, "TrainHypernetwork", steps=STEPS, learning_rate="1e-3", save_every=SAVE_EVERY,
-                  preview_every=SAVE_EVERY, preview_steps=2)
+    wf.set_inputs(prompt, "TrainHypernetwork", steps=STEPS, learning_rate="1e-3", save_every=SAVE_EVERY)
+    wf.set_inputs(prompt, "HypernetworkPreviewOptions", preview_every=SAVE_EVERY, preview_steps=2)
     return prompt
 
 
