@@ -217,6 +217,17 @@ window.hnTest = {
   node: (type) => hnTest.nodes().find((n) => n.type === type),
   // the Vue frontend (1.x) has workflow tabs and commands; the 2024 one has neither
   newFrontend: () => typeof app.extensionManager?.command?.execute === "function",
+  // the new frontend greets a first visit with its template browser: close it, and for good
+  async dismissDialogs() {
+    if (!hnTest.newFrontend()) return true;
+    try { await app.extensionManager.setting.set("Comfy.TutorialCompleted", true); } catch (error) {}
+    for (let i = 0; i < 20 && document.querySelector(".p-dialog"); i++) {
+      document.querySelector(".p-dialog .p-dialog-close-button, .p-dialog .p-dialog-header-close")?.click();
+      document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", code: "Escape", bubbles: true }));
+      await hnTest.frames(2);
+    }
+    return !document.querySelector(".p-dialog");
+  },
   async show(node, { bottom = true } = {}) {
     // twice: the first draw may grow the node (DOM widgets claim their minimum height)
     for (let pass = 0; pass < 2; pass++) {
@@ -229,21 +240,41 @@ window.hnTest = {
       await hnTest.frames(3);
     }
   },
-  async fit() {
-    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-    for (const n of hnTest.nodes()) {
-      x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
-      x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
-    }
-    const W = app.canvasEl.clientWidth, H = app.canvasEl.clientHeight, m = 16;
-    const s = Math.min((W - 2 * m) / (x1 - x0), (H - 2 * m) / (y1 - y0), 1);
-    app.canvas.ds.scale = s;
-    app.canvas.ds.offset = [m / s - x0, m / s - y0];
+  // the part of the window where the canvas shows (the new frontend lays its menus over it)
+  async visibleCanvas() {
+    const W = app.canvasEl.clientWidth, H = app.canvasEl.clientHeight;
+    const saved = [...app.canvas.ds.offset];
+    app.canvas.ds.offset = [1e6, 1e6]; // nodes and their DOM widgets out of the way
     app.canvas.setDirty(true, true);
     app.canvas.draw(true, true);
-    await hnTest.frames(3);
-    return { x: 0, y: 0, width: Math.ceil(Math.min(W, (x1 - x0) * s + 2 * m)),
-             height: Math.ceil(Math.min(H, (y1 - y0) * s + 2 * m)) };
+    await hnTest.frames(2);
+    const canvasAt = (x, y) => document.elementFromPoint(x, y) === app.canvasEl;
+    let left = 0, top = 0;
+    while (left < W / 3 && !canvasAt(left + 1, H - 40)) left += 4;
+    while (top < H / 3 && !canvasAt(W / 2, top + 1)) top += 4;
+    app.canvas.ds.offset = saved;
+    return { left, top, width: W - left, height: H - top };
+  },
+  async fit() {
+    const view = await hnTest.visibleCanvas();
+    let clip;
+    for (let pass = 0; pass < 2; pass++) { // twice: the first draw may grow nodes to their widgets
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const n of hnTest.nodes()) {
+        x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
+        x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+      }
+      const m = 16;
+      const s = Math.min((view.width - 2 * m) / (x1 - x0), (view.height - 2 * m) / (y1 - y0), 1);
+      app.canvas.ds.scale = s;
+      app.canvas.ds.offset = [(view.left + m) / s - x0, (view.top + m) / s - y0];
+      app.canvas.setDirty(true, true);
+      app.canvas.draw(true, true);
+      await hnTest.frames(3);
+      clip = { x: view.left, y: view.top, width: Math.ceil(Math.min(view.width, (x1 - x0) * s + 2 * m)),
+               height: Math.ceil(Math.min(view.height, (y1 - y0) * s + 2 * m)) };
+    }
+    return clip;
   },
   rectOf(elements, pad = 6) {
     const rs = elements.map((e) => e.getBoundingClientRect());
@@ -342,6 +373,7 @@ def open_ui(browser: Chromium, url: str | None = None, reload: bool = False) -> 
         browser.navigate(url)
     browser.wait_for(f"!window.hnOldPage && {READY}", timeout=60)
     browser.evaluate(PAGE_HELPERS)
+    browser.evaluate("hnTest.dismissDialogs()")
 
 
 def screenshot(browser: Chromium, name: str, clip: dict | None = None, *, hide_menu: bool = True) -> Path:
@@ -653,6 +685,7 @@ def test_training_workflow_at_fit_to_screen_shows_readable_titles(browser):
     """The shipped training workflow fitted to a 1600 x 1000 window stays above the zoom where the
     frontend stops drawing text (its low-quality threshold), so node titles and widgets read."""
     load_ui_workflow(browser, wf.load_workflow("train_hypernetwork"))
+    assert browser.evaluate("hnTest.dismissDialogs()"), "a dialog covers the canvas"
     clip = browser.evaluate("hnTest.fit()")
     view = browser.evaluate("""(() => ({
       scale: app.canvas.ds.scale,
