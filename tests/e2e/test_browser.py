@@ -240,9 +240,10 @@ window.hnTest = {
       await hnTest.frames(3);
     }
   },
-  // the part of the window where the canvas shows (the new frontend lays its menus over it)
+  // the part of the canvas not covered by the frontend's menus (the new frontend lays them over
+  // it): insets in canvas pixels, the page position for screenshots
   async visibleCanvas() {
-    const W = app.canvasEl.clientWidth, H = app.canvasEl.clientHeight;
+    const rect = app.canvasEl.getBoundingClientRect();
     const saved = [...app.canvas.ds.offset];
     app.canvas.ds.offset = [1e6, 1e6]; // nodes and their DOM widgets out of the way
     app.canvas.setDirty(true, true);
@@ -250,10 +251,10 @@ window.hnTest = {
     await hnTest.frames(2);
     const canvasAt = (x, y) => document.elementFromPoint(x, y) === app.canvasEl;
     let left = 0, top = 0;
-    while (left < W / 3 && !canvasAt(left + 1, H - 40)) left += 4;
-    while (top < H / 3 && !canvasAt(W / 2, top + 1)) top += 4;
+    while (left < rect.width / 3 && !canvasAt(rect.left + left + 1, rect.bottom - 40)) left += 4;
+    while (top < rect.height / 3 && !canvasAt(rect.left + rect.width / 2, rect.top + top + 1)) top += 4;
     app.canvas.ds.offset = saved;
-    return { left, top, width: W - left, height: H - top };
+    return { left, top, width: rect.width - left, height: rect.height - top, pageX: rect.left + left, pageY: rect.top + top };
   },
   async fit() {
     const view = await hnTest.visibleCanvas();
@@ -271,7 +272,7 @@ window.hnTest = {
       app.canvas.setDirty(true, true);
       app.canvas.draw(true, true);
       await hnTest.frames(3);
-      clip = { x: view.left, y: view.top, width: Math.ceil(Math.min(view.width, (x1 - x0) * s + 2 * m)),
+      clip = { x: view.pageX, y: view.pageY, width: Math.ceil(Math.min(view.width, (x1 - x0) * s + 2 * m)),
                height: Math.ceil(Math.min(view.height, (y1 - y0) * s + 2 * m)) };
     }
     return clip;
