@@ -104,7 +104,7 @@ app.registerExtension({
 					show(`${name}: ${error.message}`, "error");
 				}
 			};
-			this.hnApplyInfo = { element, widget, refresh };
+			this.hnApplyInfo = { element, widget, refresh, show };
 
 			const nameWidget = this.widgets?.find((w) => w.name === NAME_WIDGET);
 			if (nameWidget) {

@@ -779,3 +779,30 @@ def test_workflows_saved_with_the_old_train_layout_load_and_queue_as_saved(brows
     assert preview["preview_every"] == 7 and preview["preview_seed"] == 123 and preview["preview_seed_mode"] == "fixed"
     assert not set(train) & (set(training) | set(preview)) - {"options"}
     assert result["height"] < 1000, "the migrated Train node is sized for its new inputs"
+
+
+def test_long_status_lines_wrap_and_the_apply_info_box_grows_with_its_text(browser):
+    result = browser.evaluate(r"""(async () => {
+      app.graph.clear();
+      const train = LiteGraph.createNode("TrainHypernetwork");
+      train.pos = [100, 100];
+      app.graph.add(train);
+      const apply = LiteGraph.createNode("ApplyHypernetwork");
+      apply.pos = [700, 100];
+      app.graph.add(apply);
+      await hnTest.show(train);
+      train.hnTrainStatus.show("step 12 / 3000  ·  loss 0.1234  ·  lr 1.00e-5  ·  ETA 1h 02m  ·  saved step 10 " +
+                               "to models/hypernetworks/a_rather_long_network_name/a_rather_long_network_name-10.pt");
+      apply.widgets.find((w) => w.name === "hypernetwork_name").value = "none";
+      await apply.hnApplyInfo.refresh(); // settles any lookup started when the node was created
+      const before = apply.size[1];
+      apply.hnApplyInfo.show(Array.from({ length: 14 }, (_, i) => `line ${i}: ` + "metadata ".repeat(i % 3 + 1)).join("\n"), "ok");
+      await hnTest.show(apply, { bottom: false });
+      await hnTest.frames(4);
+      const status = train.hnTrainStatus.element, info = apply.hnApplyInfo.element;
+      return { statusCut: status.scrollWidth > status.clientWidth + 1, lines: status.clientHeight,
+               grew: apply.size[1] > before, infoCut: info.scrollHeight > info.clientHeight + 2,
+               infoHeights: [info.scrollHeight, info.clientHeight] };
+    })()""")
+    assert not result["statusCut"], result
+    assert result["grew"] and not result["infoCut"], result
