@@ -806,3 +806,23 @@ def test_long_status_lines_wrap_and_the_apply_info_box_grows_with_its_text(brows
     })()""")
     assert not result["statusCut"], result
     assert result["grew"] and not result["infoCut"], result
+
+
+def test_a_workflow_saved_with_the_previous_train_layout_runs_with_its_values(browser, comfy_server, object_info):
+    """The 44-value layout (all settings on the Train node) queued from the page after migration:
+    it trains, and the moved values (loss_type, max_rollbacks) reach the run's settings."""
+    dataset = make_shapes_dataset(comfy_server.layout.input / f"ui_legacy_{uuid.uuid4().hex[:6]}", count=4, size=SIZE)
+    fake_tagger.build_fake_tagger(comfy_server.layout.taggers, name=TAGGER)
+    name = f"legacy_{uuid.uuid4().hex[:8]}"
+    workflow = wf.ui_with_tiny_loader(legacy_train_workflow(LEGACY_TRAIN_LAYOUT_44, {
+        "steps": 2, "learning_rate": "1e-3", "save_every": 0, "loss_type": "huber", "max_rollbacks": 5}))
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkLoadDataset", directory=dataset.name)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkPreprocess", width=SIZE, height=SIZE)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkWD14Tag", model=TAGGER)
+    wf.set_ui_widgets(workflow, object_info, "CreateHypernetwork", name=name)
+    load_ui_workflow(browser, workflow)
+    browser.evaluate("hnTest.queueAndWait(200000)", timeout=210)
+    assert (comfy_server.layout.hypernetworks / f"{name}.pt").is_file()
+    settings = json.loads((comfy_server.layout.hypernetworks / name / "training_settings.json").read_text())
+    flat = json.dumps(settings)
+    assert '"loss_type": "huber"' in flat and '"max_rollbacks": 5' in flat, flat[:400]
