@@ -11,6 +11,8 @@ CATALOG: list[tuple[str, str, str, str]] = [
     ("CreateHypernetwork", "Create Hypernetwork", "create", "CreateHypernetwork"),
     ("ApplyHypernetwork", "Apply Hypernetwork", "apply", "ApplyHypernetwork"),
     ("TrainHypernetwork", "Train Hypernetwork", "train", "TrainHypernetwork"),
+    ("HypernetworkTrainingOptions", "Hypernetwork Training Options", "train_options", "HypernetworkTrainingOptions"),
+    ("HypernetworkPreviewOptions", "Hypernetwork Preview Options", "train_options", "HypernetworkPreviewOptions"),
     ("HypernetworkXYGrid", "XY Grid", "xygrid", "HypernetworkXYGrid"),
     ("HypernetworkLoadDataset", "Load Dataset", "dataset", "HypernetworkLoadDataset"),
     ("HypernetworkPreprocess", "Preprocess Images", "preprocess", "HypernetworkPreprocess"),

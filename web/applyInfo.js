@@ -7,6 +7,7 @@ import { chainMethod, keepPackWidgetsUnsaved } from "./hn_events.js";
 const NODE_TYPE = "ApplyHypernetwork";
 const NAME_WIDGET = "hypernetwork_name";
 const LINE_HEIGHT = 14;
+const CHAR_WIDTH = 6.7; // 11 px monospace
 
 function yesNo(value) {
 	return value ? "yes" : "no";
@@ -42,6 +43,12 @@ export async function fetchInfo(name) {
 	return body;
 }
 
+/** Lines `text` takes in an 11 px monospace box inside a node `nodeWidth` px wide. */
+export function wrappedLines(text, nodeWidth) {
+	const perLine = Math.max(10, Math.floor((nodeWidth - 40) / CHAR_WIDTH));
+	return Math.max(1, text.split("\n").reduce((sum, line) => sum + Math.max(1, Math.ceil(line.length / perLine)), 0));
+}
+
 app.registerExtension({
 	name: "hypernetwork.applyInfo",
 	async beforeRegisterNodeDef(nodeType, nodeData) {
@@ -65,8 +72,9 @@ app.registerExtension({
 			const widget = this.addDOMWidget("hn_file_info", "hn_info", element, {
 				serialize: false,
 				hideOnZoom: false,
-				// 2 x 10 px widget margin + padding and border, then the lines
-				getMinHeight: () => 30 + LINE_HEIGHT * Math.max(1, element.textContent.split("\n").length),
+				// 2 x 10 px widget margin + padding and border, then the lines as wrapped at the
+				// node's width (so the box grows with its text instead of clipping it)
+				getMinHeight: () => 30 + LINE_HEIGHT * wrappedLines(element.textContent, this.size[0]),
 			});
 			widget.serializeValue = () => undefined;
 
@@ -74,7 +82,8 @@ app.registerExtension({
 			const show = (text, state) => {
 				element.textContent = text;
 				element.dataset.state = state;
-				this.setSize([this.size[0], this.size[1]]); // lets the host grow the node to fit the lines
+				const needed = this.computeSize?.()?.[1] ?? this.size[1];
+				this.setSize([this.size[0], Math.max(this.size[1], needed)]); // grow the node to fit the lines
 				this.setDirtyCanvas?.(true, true);
 			};
 			const refresh = async () => {
@@ -95,7 +104,7 @@ app.registerExtension({
 					show(`${name}: ${error.message}`, "error");
 				}
 			};
-			this.hnApplyInfo = { element, widget, refresh };
+			this.hnApplyInfo = { element, widget, refresh, show };
 
 			const nameWidget = this.widgets?.find((w) => w.name === NAME_WIDGET);
 			if (nameWidget) {

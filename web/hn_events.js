@@ -1,13 +1,17 @@
 // Per-node websocket listeners for the pack's `hypernetwork.*` events, removed with their node.
 // A helper module (it registers no extension); the feature modules import it.
 import { api } from "../../scripts/api.js";
+import { isEventFor } from "./hn_compat.js";
 
 const byNode = new Map(); // node -> [{ type, listener }]
 
-/** Call `handler(detail)` for `type` events addressed to `node` (detail.node is the prompt's node id). */
+/**
+ * Call `handler(detail)` for `type` events addressed to `node`: detail.node is the id the server
+ * executed the node under (its execution/display id), never the host's "last executing node".
+ */
 export function listenForNode(node, type, handler) {
 	const listener = ({ detail }) => {
-		if (detail && String(detail.node) === String(node.id)) handler(detail);
+		if (detail && isEventFor(node, detail.node)) handler(detail);
 	};
 	api.addEventListener(type, listener);
 	if (!byNode.has(node)) {

@@ -1,5 +1,7 @@
 // Train Hypernetwork: the latest preview image with its step, from `hypernetwork.train.preview`
-// events while training and from the node's `images` output afterwards (or after a reload).
+// events while training and from the node's `hn_preview` output afterwards (or after a reload).
+// The output key is the pack's own: the frontend draws an `images` output below the node, a
+// second copy of what this widget shows.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { chainMethod, listenForNode, orderPackWidgets, keepPackWidgetsUnsaved } from "./hn_events.js";
@@ -60,27 +62,11 @@ app.registerExtension({
 		});
 
 		chainMethod(nodeType.prototype, "onExecuted", function (output) {
-			const images = output?.images ?? [];
+			// `images`: outputs saved by pack versions before the `hn_preview` key (server history)
+			const images = output?.hn_preview ?? output?.images ?? [];
 			if (!images.length || !this.hnTrainPreview) return;
 			const last = images[images.length - 1];
 			this.hnTrainPreview.show(last, stepFromName(last.filename));
 		});
-
-		// The host would also draw the output images (and its own live preview) below the widgets;
-		// this node shows them in the preview widget, so hide them from the host's drawing.
-		const onDrawBackground = nodeType.prototype.onDrawBackground;
-		nodeType.prototype.onDrawBackground = function () {
-			const key = String(this.id);
-			const output = app.nodeOutputs?.[key];
-			const live = app.nodePreviewImages?.[key];
-			if (output?.images) app.nodeOutputs[key] = { ...output, images: undefined };
-			if (live) delete app.nodePreviewImages[key];
-			try {
-				return onDrawBackground?.apply(this, arguments);
-			} finally {
-				if (output) app.nodeOutputs[key] = output;
-				if (live) app.nodePreviewImages[key] = live;
-			}
-		};
 	},
 });

@@ -62,9 +62,11 @@ app.registerExtension({
 				background: "var(--comfy-input-bg, #222)",
 				borderRadius: "4px",
 				padding: "3px 6px",
-				overflow: "hidden",
-				whiteSpace: "nowrap",
-				textOverflow: "ellipsis",
+				// wraps instead of being cut at the node's width (the new frontend's DOM widgets
+				// clip a single long line); the widget is as tall as up to three lines
+				whiteSpace: "normal",
+				overflowWrap: "anywhere",
+				overflowY: "auto",
 				boxSizing: "border-box",
 			});
 			element.textContent = "not trained in this session yet";
@@ -72,14 +74,16 @@ app.registerExtension({
 				serialize: false,
 				hideOnZoom: false,
 				getMinHeight: () => 34,
-				getMaxHeight: () => 34,
+				getMaxHeight: () => 58,
 			});
 			widget.serializeValue = () => undefined;
+			let shown = false;
 			const show = (text, title) => {
 				element.textContent = text;
 				element.title = title ?? text;
+				shown = true;
 			};
-			this.hnTrainStatus = { element, widget, show };
+			this.hnTrainStatus = { element, widget, show, hasData: () => shown };
 			orderPackWidgets(this);
 			listenForNode(this, "hypernetwork.train.progress", (detail) => show(progressLine(detail)));
 			listenForNode(this, "hypernetwork.train.checkpoint", (detail) =>

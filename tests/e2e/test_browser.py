@@ -2,7 +2,8 @@
 protocol (the `websocket-client` package only; no selenium, no node.js).
 
 Skipped with the reason when no Chromium is installed (Debian: `apt-get install -y chromium`; or
-point HN_CHROMIUM at a Chrome/Chromium binary). Each example workflow is loaded into the page with
+point HN_CHROMIUM at a Chrome/Chromium binary); under CI (env CI=true) a missing Chromium fails
+them instead, so a CI run can never pass without the browser tests. Each example workflow is loaded into the page with
 `app.loadGraphData`, with the stock CheckpointLoaderSimple swapped for the test-only tiny model
 loader (`workflows.ui_with_tiny_loader`) and sizes/steps cut to tiny values, then queued from the
 page as a user's click would. Screenshots go to test-artifacts/browser/; with
@@ -35,7 +36,20 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 DOCS = REPO_ROOT / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("HN_UPDATE_SCREENSHOTS") == "1"
 EXTENSIONS = ["hypernetwork.lossChart", "hypernetwork.trainStatus", "hypernetwork.trainPreview",
-              "hypernetwork.trainRestore", "hypernetwork.applyInfo"]
+              "hypernetwork.trainRestore", "hypernetwork.applyInfo", "hypernetwork.seedDefaults",
+              "hypernetwork.trainLayout"]
+# TrainHypernetwork's widget layouts before the options nodes (web/trainLayout.js migrates both)
+LEGACY_TRAIN_LAYOUT_43 = [
+    "hypernetwork_name", "template", "learning_rate", "steps", "batch_size", "grad_accumulation_steps", "seed",
+    "control_after_generate", "save_every", "resume", "clip_grad_mode", "clip_grad_value", "shuffle_tags",
+    "tag_dropout", "latent_sampling", "preview_every", "preview_prompt", "preview_negative", "preview_seed",
+    "preview_steps", "preview_cfg", "preview_sampler", "adamw_weight_decay", "adamw_beta1", "adamw_beta2",
+    "adamw_eps", "training_dtype", "gradient_checkpointing", "clip_skip", "loss_type", "scheduler",
+    "cosine_cycle_steps", "cosine_cycle_mult", "cosine_warmup_steps", "cosine_min_lr", "cosine_gamma",
+    "save_at_cycle_end", "timestep_curriculum", "huber_delta", "rollback", "rollback_lr_factor", "max_rollbacks",
+    "settings_json"]  # commit 89746ba
+LEGACY_TRAIN_LAYOUT_44 = LEGACY_TRAIN_LAYOUT_43 + ["overwrite"]  # commit 25f5ed4 (issue 13)
+LEGACY_TRAIN_LAYOUTS = {"43 values (89746ba)": LEGACY_TRAIN_LAYOUT_43, "44 values (25f5ed4)": LEGACY_TRAIN_LAYOUT_44}
 STEPS = 24 if UPDATE_SCREENSHOTS else 8
 SAVE_EVERY = STEPS // 2
 SIZE = 64
@@ -54,10 +68,15 @@ def find_chromium() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="Chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu), or set HN_CHROMIUM "
-           "to a Chrome/Chromium binary")
+NO_CHROMIUM = ("Chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu), or set HN_CHROMIUM "
+               "to a Chrome/Chromium binary")
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+pytestmark = pytest.mark.skipif(find_chromium() is None and not running_in_ci(), reason=NO_CHROMIUM)
 
 
 # ------------------------------------------------------------------ Chromium over the DevTools protocol
@@ -193,7 +212,22 @@ window.hnTest = {
     const step = (left) => left <= 0 ? resolve() : requestAnimationFrame(() => step(left - 1));
     step(n);
   }),
-  node: (type) => app.graph._nodes.find((n) => n.type === type),
+  graph: () => app.rootGraph ?? app.graph,
+  nodes: () => { const g = hnTest.graph(); return g.nodes ?? g._nodes; },
+  node: (type) => hnTest.nodes().find((n) => n.type === type),
+  // the Vue frontend (1.x) has workflow tabs and commands; the 2024 one has neither
+  newFrontend: () => typeof app.extensionManager?.command?.execute === "function",
+  // the new frontend greets a first visit with its template browser: close it, and for good
+  async dismissDialogs() {
+    if (!hnTest.newFrontend()) return true;
+    try { await app.extensionManager.setting.set("Comfy.TutorialCompleted", true); } catch (error) {}
+    for (let i = 0; i < 20 && document.querySelector(".p-dialog"); i++) {
+      document.querySelector(".p-dialog .p-dialog-close-button, .p-dialog .p-dialog-header-close")?.click();
+      document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", code: "Escape", bubbles: true }));
+      await hnTest.frames(2);
+    }
+    return !document.querySelector(".p-dialog");
+  },
   async show(node, { bottom = true } = {}) {
     // twice: the first draw may grow the node (DOM widgets claim their minimum height)
     for (let pass = 0; pass < 2; pass++) {
@@ -206,21 +240,42 @@ window.hnTest = {
       await hnTest.frames(3);
     }
   },
-  async fit() {
-    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-    for (const n of app.graph._nodes) {
-      x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
-      x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
-    }
-    const W = app.canvasEl.clientWidth, H = app.canvasEl.clientHeight, m = 16;
-    const s = Math.min((W - 2 * m) / (x1 - x0), (H - 2 * m) / (y1 - y0), 1);
-    app.canvas.ds.scale = s;
-    app.canvas.ds.offset = [m / s - x0, m / s - y0];
+  // the part of the canvas not covered by the frontend's menus (the new frontend lays them over
+  // it): insets in canvas pixels, the page position for screenshots
+  async visibleCanvas() {
+    const rect = app.canvasEl.getBoundingClientRect();
+    const saved = [...app.canvas.ds.offset];
+    app.canvas.ds.offset = [1e6, 1e6]; // nodes and their DOM widgets out of the way
     app.canvas.setDirty(true, true);
     app.canvas.draw(true, true);
-    await hnTest.frames(3);
-    return { x: 0, y: 0, width: Math.ceil(Math.min(W, (x1 - x0) * s + 2 * m)),
-             height: Math.ceil(Math.min(H, (y1 - y0) * s + 2 * m)) };
+    await hnTest.frames(2);
+    const canvasAt = (x, y) => document.elementFromPoint(x, y) === app.canvasEl;
+    let left = 0, top = 0;
+    while (left < rect.width / 3 && !canvasAt(rect.left + left + 1, rect.bottom - 40)) left += 4;
+    while (top < rect.height / 3 && !canvasAt(rect.left + rect.width / 2, rect.top + top + 1)) top += 4;
+    app.canvas.ds.offset = saved;
+    return { left, top, width: rect.width - left, height: rect.height - top, pageX: rect.left + left, pageY: rect.top + top };
+  },
+  async fit() {
+    const view = await hnTest.visibleCanvas();
+    let clip;
+    for (let pass = 0; pass < 2; pass++) { // twice: the first draw may grow nodes to their widgets
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const n of hnTest.nodes()) {
+        x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
+        x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+      }
+      const m = 16;
+      const s = Math.min((view.width - 2 * m) / (x1 - x0), (view.height - 2 * m) / (y1 - y0), 1);
+      app.canvas.ds.scale = s;
+      app.canvas.ds.offset = [(view.left + m) / s - x0, (view.top + m) / s - y0];
+      app.canvas.setDirty(true, true);
+      app.canvas.draw(true, true);
+      await hnTest.frames(3);
+      clip = { x: view.pageX, y: view.pageY, width: Math.ceil(Math.min(view.width, (x1 - x0) * s + 2 * m)),
+               height: Math.ceil(Math.min(view.height, (y1 - y0) * s + 2 * m)) };
+    }
+    return clip;
   },
   rectOf(elements, pad = 6) {
     const rs = elements.map((e) => e.getBoundingClientRect());
@@ -254,7 +309,8 @@ window.hnTest = {
     };
   },
   hideMenu(hidden) {
-    document.querySelector(".comfy-menu").style.display = hidden ? "none" : "";
+    const menu = document.querySelector(".comfy-menu");
+    if (menu) menu.style.display = hidden ? "none" : "";
     app.canvas.show_info = !hidden;
     app.canvas.setDirty(true, true);
     app.canvas.draw(true, true);
@@ -310,12 +366,15 @@ READY = f"window.app && app.graph && app.canvasEl && {json.dumps(EXTENSIONS)}.ev
 
 
 def open_ui(browser: Chromium, url: str | None = None, reload: bool = False) -> None:
+    # Mark the page we leave: until the new one has replaced it, READY would pass on the old one.
+    browser.evaluate("window.hnOldPage = true")
     if reload:
         browser.reload()
     else:
         browser.navigate(url)
-    browser.wait_for(READY, timeout=60)
+    browser.wait_for(f"!window.hnOldPage && {READY}", timeout=60)
     browser.evaluate(PAGE_HELPERS)
+    browser.evaluate("hnTest.dismissDialogs()")
 
 
 def screenshot(browser: Chromium, name: str, clip: dict | None = None, *, hide_menu: bool = True) -> Path:
@@ -328,9 +387,9 @@ def screenshot(browser: Chromium, name: str, clip: dict | None = None, *, hide_m
             browser.evaluate("hnTest.hideMenu(false)")
 
 
-def publish(source: Path, target: Path, max_width: int) -> None:
-    """Copy a screenshot into the repository (HN_UPDATE_SCREENSHOTS=1 only), scaled and palette-packed."""
-    if not UPDATE_SCREENSHOTS:
+def publish(source: Path, target: Path, max_width: int, force: bool = False) -> None:
+    """Copy a screenshot into the repository (HN_UPDATE_SCREENSHOTS=1 or `force`), scaled and palette-packed."""
+    if not (UPDATE_SCREENSHOTS or force):
         return
     with Image.open(source) as image:
         image = image.convert("RGB")
@@ -338,6 +397,8 @@ def publish(source: Path, target: Path, max_width: int) -> None:
             image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
         target.parent.mkdir(parents=True, exist_ok=True)
         image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+        if target.parent == wf.EXAMPLE_WORKFLOWS:  # the new frontend's template browser reads .jpg
+            image.save(target.with_suffix(".jpg"), quality=85, optimize=True)
     assert target.stat().st_size < 200_000, f"{target} is too big for the repository"
 
 
@@ -350,7 +411,10 @@ def load_ui_workflow(browser: Chromium, workflow: dict) -> None:
 
 @pytest.fixture(scope="module")
 def browser(comfy_server, tmp_path_factory):
-    chromium = Chromium(find_chromium(), tmp_path_factory.mktemp("chromium-profile"))
+    binary = find_chromium()
+    if binary is None:  # only reached under CI (otherwise the module is skipped)
+        pytest.fail(f"CI=true and {NO_CHROMIUM}")
+    chromium = Chromium(binary, tmp_path_factory.mktemp("chromium-profile"))
     chromium.start()
     try:
         open_ui(chromium, comfy_server.url)
@@ -378,7 +442,8 @@ def trained_in_ui(browser, comfy_server, object_info):
     wf.set_ui_widgets(workflow, object_info, "HypernetworkWD14Tag", model=TAGGER)
     wf.set_ui_widgets(workflow, object_info, "CreateHypernetwork", name=name)
     wf.set_ui_widgets(workflow, object_info, "TrainHypernetwork", steps=STEPS, learning_rate=f"2e-3:{SAVE_EVERY}, 1e-3",
-                      save_every=SAVE_EVERY, preview_every=SAVE_EVERY, preview_steps=2)
+                      save_every=SAVE_EVERY)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkPreviewOptions", preview_every=SAVE_EVERY, preview_steps=2)
     load_ui_workflow(browser, workflow)
     browser.evaluate("hnTest.spyTrainEvents().then(() => true)")
     browser.evaluate("hnTest.queueAndWait(400000)", timeout=420)
@@ -442,7 +507,10 @@ def test_live_events_draw_the_chart_and_listeners_leave_with_the_node(browser):
       app.graph.remove(node);
       api.dispatchEvent(new CustomEvent("hypernetwork.train.progress",
         { detail: { node: String(node.id), step: 41, max_steps: 60, loss: 1, lr: 1, eta: 0 } }));
-      return { listening, after: events.listenerCount(node), attached: elements.map((e) => document.body.contains(e)),
+      // the new frontend detaches a removed node's DOM widgets a few frames later
+      const attached = () => elements.map((e) => document.body.contains(e));
+      for (let frame = 0; frame < 120 && attached().some(Boolean); frame++) await hnTest.frames(1);
+      return { listening, after: events.listenerCount(node), attached: attached(),
                stepsAfterRemoval: node.hnLossChart.series.steps.length };
     })()""" % PACK_LINK_NAME)
     assert live["steps"] == list(range(1, 41)), "a rollback drops the steps after it; later steps continue"
@@ -503,6 +571,8 @@ def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
     name, before, _, _ = trained_in_ui
     time.sleep(1.5)  # the host saves the open workflow to localStorage every second
     open_ui(browser, reload=True)
+    # the new frontend configures the saved workflow after the extensions' setup
+    browser.wait_for("!!hnTest.node('TrainHypernetwork')", timeout=30)
     browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => true)")
     state = browser.wait_for("(() => { const s = hnTest.chartState(hnTest.node('TrainHypernetwork'));"
                              " return s.smoothed > 0 && s.previewWidth > 0 && s; })()", timeout=30)
@@ -510,6 +580,34 @@ def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
     assert state["status"] == before["status"]
     assert f"{name}-{STEPS}_" in state["preview"]
     screenshot(browser, "train_after_reload")
+
+
+CHART_BACK = ("(() => { const n = hnTest.node('TrainHypernetwork'); if (!n) return false;"
+              " const s = hnTest.chartState(n); return s.smoothed > 0 && s.previewWidth > 0 && s; })()")
+
+
+def test_chart_status_and_preview_come_back_after_switching_workflows(browser, trained_in_ui, object_info):
+    """New frontend: another workflow tab and back. Old frontend (no tabs): another workflow loaded
+    and the training workflow loaded again."""
+    name, before, _, _ = trained_in_ui
+    browser.wait_for("!!hnTest.node('TrainHypernetwork')", timeout=30)
+    new_frontend = browser.evaluate("hnTest.newFrontend()")
+    if new_frontend:
+        browser.evaluate("app.extensionManager.command.execute('Comfy.NewBlankWorkflow').then(() => true)")
+        browser.wait_for("!hnTest.node('TrainHypernetwork')", timeout=20)
+        browser.evaluate("app.extensionManager.command.execute('Workspace.PreviousOpenedWorkflow').then(() => true)")
+    else:
+        browser.evaluate("window.hnSaved = JSON.stringify(app.graph.serialize()); true")
+        load_ui_workflow(browser, wf.ui_with_tiny_loader(wf.load_workflow("apply_hypernetwork")))
+        assert browser.evaluate("!hnTest.node('TrainHypernetwork')")
+        browser.evaluate("app.loadGraphData(JSON.parse(window.hnSaved)).then(() => true)")
+    browser.wait_for("!!hnTest.node('TrainHypernetwork')", timeout=30)
+    browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => true)")
+    state = browser.wait_for(CHART_BACK, timeout=30)
+    assert state["steps"] == before["steps"]
+    assert state["status"] == before["status"]
+    assert f"{name}-{STEPS}_" in state["preview"]
+    screenshot(browser, "train_after_workflow_switch")
 
 
 def test_apply_node_shows_the_selected_files_metadata_and_samples(browser, trained_in_ui, object_info):
@@ -575,10 +673,156 @@ def test_compare_workflow_from_the_ui_shows_the_grid(browser, trained_in_ui, obj
 def test_example_workflows_load_as_shipped(browser, name):
     """The shipped (stock-loader) workflows load without missing nodes; this also draws their thumbnails."""
     load_ui_workflow(browser, wf.load_workflow(name))
-    types = browser.evaluate("app.graph._nodes.map((n) => n.type)")
+    types = browser.evaluate("hnTest.nodes().map((n) => n.type)")
     assert sorted(types) == sorted(node["type"] for node in wf.load_workflow(name)["nodes"])
     dialog = browser.evaluate("app.ui.dialog.element.style.display === 'flex' && app.ui.dialog.textElement.textContent")
     assert not dialog, dialog
     clip = browser.evaluate("hnTest.fit()")
     shot = screenshot(browser, f"workflow_{name}", clip)
     publish(shot, wf.EXAMPLE_WORKFLOWS / f"{name}.png", 480)
+
+
+def test_training_workflow_at_fit_to_screen_shows_readable_titles(browser):
+    """The shipped training workflow fitted to a 1600 x 1000 window stays above the zoom where the
+    frontend stops drawing text (its low-quality threshold), so node titles and widgets read."""
+    load_ui_workflow(browser, wf.load_workflow("train_hypernetwork"))
+    assert browser.evaluate("hnTest.dismissDialogs()"), "a dialog covers the canvas"
+    clip = browser.evaluate("hnTest.fit()")
+    view = browser.evaluate("""(() => ({
+      scale: app.canvas.ds.scale,
+      threshold: app.canvas.low_quality_zoom_threshold ?? 0.6,
+      titlePx: LiteGraph.NODE_TEXT_SIZE * app.canvas.ds.scale,
+      newFrontend: hnTest.newFrontend(),
+      version: window.__COMFYUI_FRONTEND_VERSION__ ?? null,
+    }))()""")
+    assert view["scale"] >= view["threshold"], view
+    assert view["titlePx"] >= 8, view
+    shot = screenshot(browser, "train_workflow_fit", clip)
+    target = DOCS / "train_workflow_fit.png"
+    if view["newFrontend"] and (UPDATE_SCREENSHOTS or not target.exists()):
+        publish(shot, target, 1200, force=True)
+
+
+def test_seed_controls_start_fixed_and_loaded_values_stay(browser):
+    """A new Create/Train node must not randomize its seed after each queue (Create would then
+    refuse the second queue: the file exists); a loaded workflow keeps its saved control value."""
+    fresh = browser.evaluate(r"""(async () => {
+      app.graph.clear();
+      const values = {};
+      for (const type of ["CreateHypernetwork", "TrainHypernetwork"]) {
+        const node = LiteGraph.createNode(type);
+        app.graph.add(node);
+        const seed = node.widgets.find((w) => w.name === "seed");
+        values[type] = (seed.linkedWidgets ?? []).map((w) => w.value);
+      }
+      return values;
+    })()""")
+    assert fresh == {"CreateHypernetwork": ["fixed"], "TrainHypernetwork": ["fixed"]}, fresh
+    workflow = wf.load_workflow("train_hypernetwork")
+    create = next(n for n in workflow["nodes"] if n["type"] == "CreateHypernetwork")
+    index = create["widgets_values"].index("fixed")
+    create["widgets_values"][index] = "increment"
+    load_ui_workflow(browser, workflow)
+    loaded = browser.evaluate("hnTest.node('CreateHypernetwork').widgets.find((w) => w.name === 'seed')"
+                              ".linkedWidgets.map((w) => w.value)")
+    assert loaded == ["increment"]
+
+
+def legacy_train_workflow(layout: list[str], values: dict) -> dict:
+    """The shipped training workflow as an earlier pack version saved it: no options nodes, every
+    setting on the Train node in `layout` order."""
+    workflow = wf.load_workflow("train_hypernetwork")
+    options_ids = {n["id"] for n in workflow["nodes"] if n["type"].endswith("Options")}
+    workflow["nodes"] = [n for n in workflow["nodes"] if n["id"] not in options_ids]
+    workflow["links"] = [link for link in workflow["links"] if link[1] not in options_ids and link[3] not in options_ids]
+    train = next(n for n in workflow["nodes"] if n["type"] == "TrainHypernetwork")
+    train["inputs"] = [i for i in train["inputs"] if i["name"] != "options"]
+    train["size"] = {"0": 400, "1": 1146}
+    defaults = {"hypernetwork_name": "none", "template": "[filewords], [name]", "learning_rate": "5e-5", "steps": 3000,
+                "batch_size": 1, "grad_accumulation_steps": 1, "seed": 0, "control_after_generate": "fixed",
+                "save_every": 500, "resume": True, "clip_grad_mode": "none", "clip_grad_value": "0.1",
+                "shuffle_tags": False, "tag_dropout": 0, "latent_sampling": "once", "preview_every": 0,
+                "preview_prompt": "", "preview_negative": "", "preview_seed": 0, "preview_steps": 20,
+                "preview_cfg": 7, "preview_sampler": "euler", "adamw_weight_decay": 0.01, "adamw_beta1": 0.9,
+                "adamw_beta2": 0.999, "adamw_eps": 1e-8, "training_dtype": "fp32", "gradient_checkpointing": False,
+                "clip_skip": 1, "loss_type": "mse", "scheduler": "a1111", "cosine_cycle_steps": 64,
+                "cosine_cycle_mult": 1, "cosine_warmup_steps": 5, "cosine_min_lr": 6e-7, "cosine_gamma": 1,
+                "save_at_cycle_end": False, "timestep_curriculum": False, "huber_delta": 0.1, "rollback": True,
+                "rollback_lr_factor": 0.1, "max_rollbacks": 3, "settings_json": "", "overwrite": False}
+    defaults.update(values)
+    train["widgets_values"] = [defaults[name] for name in layout]
+    return workflow
+
+
+@pytest.mark.parametrize("layout_name", sorted(LEGACY_TRAIN_LAYOUTS))
+def test_workflows_saved_with_the_old_train_layout_load_and_queue_as_saved(browser, layout_name):
+    layout = LEGACY_TRAIN_LAYOUTS[layout_name]
+    changed = {"steps": 42, "learning_rate": "1e-4", "preview_every": 7, "preview_seed": 123, "preview_sampler": "euler",
+               "loss_type": "huber", "max_rollbacks": 5, "shuffle_tags": True, "settings_json": ""}
+    if "overwrite" in layout:
+        changed["overwrite"] = True
+    load_ui_workflow(browser, legacy_train_workflow(layout, changed))
+    result = browser.evaluate(r"""(async () => {
+      const { output } = await app.graphToPrompt();
+      const byType = (type) => Object.entries(output).filter(([, n]) => n.class_type === type);
+      const [[trainId, train]] = byType("TrainHypernetwork");
+      const [[trainingId, training]] = byType("HypernetworkTrainingOptions");
+      const [[previewId, preview]] = byType("HypernetworkPreviewOptions");
+      return { train: train.inputs, training: training.inputs, preview: preview.inputs, trainingId, previewId,
+               height: hnTest.node("TrainHypernetwork").size[1] };
+    })()""")
+    train, training, preview = result["train"], result["training"], result["preview"]
+    assert train["steps"] == 42 and train["learning_rate"] == "1e-4" and train["shuffle_tags"] is True
+    assert train["seed"] == 0 and train["overwrite"] is changed.get("overwrite", False)
+    assert train["options"] == [result["trainingId"], 0] and training["options"] == [result["previewId"], 0]
+    assert training["loss_type"] == "huber" and training["max_rollbacks"] == 5 and training["rollback"] is True
+    assert preview["preview_every"] == 7 and preview["preview_seed"] == 123 and preview["preview_seed_mode"] == "fixed"
+    assert not set(train) & (set(training) | set(preview)) - {"options"}
+    assert result["height"] < 1000, "the migrated Train node is sized for its new inputs"
+
+
+def test_long_status_lines_wrap_and_the_apply_info_box_grows_with_its_text(browser):
+    result = browser.evaluate(r"""(async () => {
+      app.graph.clear();
+      const train = LiteGraph.createNode("TrainHypernetwork");
+      train.pos = [100, 100];
+      app.graph.add(train);
+      const apply = LiteGraph.createNode("ApplyHypernetwork");
+      apply.pos = [700, 100];
+      app.graph.add(apply);
+      await hnTest.show(train);
+      train.hnTrainStatus.show("step 12 / 3000  ·  loss 0.1234  ·  lr 1.00e-5  ·  ETA 1h 02m  ·  saved step 10 " +
+                               "to models/hypernetworks/a_rather_long_network_name/a_rather_long_network_name-10.pt");
+      apply.widgets.find((w) => w.name === "hypernetwork_name").value = "none";
+      await apply.hnApplyInfo.refresh(); // settles any lookup started when the node was created
+      const before = apply.size[1];
+      apply.hnApplyInfo.show(Array.from({ length: 14 }, (_, i) => `line ${i}: ` + "metadata ".repeat(i % 3 + 1)).join("\n"), "ok");
+      await hnTest.show(apply, { bottom: false });
+      await hnTest.frames(4);
+      const status = train.hnTrainStatus.element, info = apply.hnApplyInfo.element;
+      return { statusCut: status.scrollWidth > status.clientWidth + 1, lines: status.clientHeight,
+               grew: apply.size[1] > before, infoCut: info.scrollHeight > info.clientHeight + 2,
+               infoHeights: [info.scrollHeight, info.clientHeight] };
+    })()""")
+    assert not result["statusCut"], result
+    assert result["grew"] and not result["infoCut"], result
+
+
+def test_a_workflow_saved_with_the_previous_train_layout_runs_with_its_values(browser, comfy_server, object_info):
+    """The 44-value layout (all settings on the Train node) queued from the page after migration:
+    it trains, and the moved values (loss_type, max_rollbacks) reach the run's settings."""
+    dataset = make_shapes_dataset(comfy_server.layout.input / f"ui_legacy_{uuid.uuid4().hex[:6]}", count=4, size=SIZE)
+    fake_tagger.build_fake_tagger(comfy_server.layout.taggers, name=TAGGER)
+    name = f"legacy_{uuid.uuid4().hex[:8]}"
+    workflow = wf.ui_with_tiny_loader(legacy_train_workflow(LEGACY_TRAIN_LAYOUT_44, {
+        "steps": 2, "learning_rate": "1e-3", "save_every": 0, "loss_type": "huber", "max_rollbacks": 5}))
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkLoadDataset", directory=dataset.name)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkPreprocess", width=SIZE, height=SIZE)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkWD14Tag", model=TAGGER)
+    wf.set_ui_widgets(workflow, object_info, "CreateHypernetwork", name=name)
+    load_ui_workflow(browser, workflow)
+    browser.evaluate("hnTest.queueAndWait(200000)", timeout=210)
+    assert (comfy_server.layout.hypernetworks / f"{name}.pt").is_file()
+    settings = json.loads((comfy_server.layout.hypernetworks / name / "training_settings.json").read_text())
+    flat = json.dumps(settings)
+    assert '"loss_type": "huber"' in flat and '"max_rollbacks": 5' in flat, flat[:400]

@@ -56,7 +56,8 @@ def test_graph_trains_and_writes_every_file(comfy_server, dataset_folder):
     # The hidden PROMPT/UNIQUE_ID inputs arrive through the real executor: the MODEL is traced to its loader.
     assert (f"base model unknown (the MODEL comes from node {ids['loader']} (HNTestTinyCheckpointLoader), "
             "which is not a checkpoint loader") in ui["text"][0]
-    assert ui["images"], "the preview is shown in the node's UI"
+    assert ui["hn_preview"], "the preview is shown in the node's UI"
+    assert "images" not in ui, "the frontend's own image preview would draw the previews a second time"
     preview_events = [e["data"] for e in events if e.get("type") == "hypernetwork.train.preview"]
     assert preview_events and preview_events[0]["seed"] == 0 and preview_events[0]["prompt"].endswith(", e2e_net")
     progress = [e for e in events if e.get("type") == "hypernetwork.train.progress"]

@@ -44,8 +44,8 @@ def tiny_train_prompt(object_info, dataset: str, name: str) -> dict:
     wf.set_inputs(prompt, "HypernetworkPreprocess", width=SIZE, height=SIZE)
     wf.set_inputs(prompt, "HypernetworkWD14Tag", model=TAGGER)
     wf.set_inputs(prompt, "CreateHypernetwork", name=name)
-    wf.set_inputs(prompt, "TrainHypernetwork", steps=STEPS, learning_rate="1e-3", save_every=SAVE_EVERY,
-                  preview_every=SAVE_EVERY, preview_steps=2)
+    wf.set_inputs(prompt, "TrainHypernetwork", steps=STEPS, learning_rate="1e-3", save_every=SAVE_EVERY)
+    wf.set_inputs(prompt, "HypernetworkPreviewOptions", preview_every=SAVE_EVERY, preview_steps=2)
     return prompt
 
 
@@ -136,6 +136,12 @@ def test_shipped_workflows_are_for_real_users(object_info, name):
     assert thumbnail.stat().st_size < 200_000
     with Image.open(thumbnail) as png:
         assert png.format == "PNG" and png.width >= 200
+    # the new frontend's template browser (1.2x) asks for <name>.jpg, the old one for .png
+    jpeg = wf.EXAMPLE_WORKFLOWS / f"{name}.jpg"
+    assert jpeg.is_file(), f"{jpeg.name} is missing: the new frontend's template browser shows a blank card"
+    assert jpeg.stat().st_size < 200_000
+    with Image.open(jpeg) as jpg:
+        assert jpg.format == "JPEG" and jpg.size == png.size
 
 
 # ------------------------------------------------------------------ running them

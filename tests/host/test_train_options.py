@@ -1,0 +1,79 @@
+"""The Train node's options nodes: defaults as before the split, chaining, legacy inputs."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def pack(comfy_host):
+    importlib.import_module(f"{comfy_host.pack.__name__}.nodes.train")
+    importlib.import_module(f"{comfy_host.pack.__name__}.nodes.train_options")
+    return comfy_host.pack
+
+
+def test_option_defaults_are_the_training_defaults(pack):
+    options = pack.nodes.train_options.option_defaults()
+    config = pack.hypernet.train_config.TrainConfig()
+    renames = {"adamw_weight_decay": "weight_decay"}
+    config_fields = {f.name for f in dataclasses.fields(config)}
+    checked = 0
+    for name, default in options.items():
+        field = renames.get(name, name)
+        if field in config_fields:
+            assert getattr(config, field) == default, name
+            checked += 1
+    assert checked >= 20
+    preview = pack.nodes.training_session.PreviewSettings()
+    assert (options["preview_prompt"], options["preview_negative"], options["preview_seed"], options["preview_steps"],
+            options["preview_cfg"], options["preview_sampler"]) == (preview.prompt, preview.negative, preview.seed,
+                                                                    preview.steps, preview.cfg, preview.sampler)
+    assert options["preview_seed_mode"] == "fixed" and config.preview_seed_mode == "fixed"
+
+
+def test_train_node_keeps_common_inputs_and_one_options_socket(pack):
+    spec = pack.nodes.train.TrainHypernetwork.INPUT_TYPES()
+    declared = set(spec["required"]) | set(spec["optional"])
+    moved = pack.nodes.train_options.OPTION_NAMES
+    assert not declared & moved
+    assert spec["optional"]["options"][0] == "HN_TRAIN_OPTIONS"
+    assert list(spec["optional"])[-1] == "overwrite", "old workflows store widget values by position"
+    widgets = [n for n, s in {**spec["required"], **spec["optional"]}.items()
+               if isinstance(s[0], list) or s[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")]
+    assert len(widgets) <= 15, widgets
+
+
+def test_options_nodes_chain_and_their_own_values_win(pack):
+    opts = pack.nodes.train_options
+    preview_node, training_node = opts.HypernetworkPreviewOptions(), opts.HypernetworkTrainingOptions()
+    preview_values = {row[0]: row[2] for row in opts.PREVIEW_OPTIONS}
+    training_values = {row[0]: row[2] for row in opts.TRAINING_OPTIONS}
+    (first,) = preview_node.options(**dict(preview_values, preview_every=7))
+    (chained,) = training_node.options(options=first, **dict(training_values, loss_type="huber"))
+    assert chained["preview_every"] == 7 and chained["loss_type"] == "huber"
+    assert set(chained) == opts.OPTION_NAMES
+    (again,) = preview_node.options(options=chained, **dict(preview_values, preview_every=3))
+    assert again["preview_every"] == 3 and again["loss_type"] == "huber"
+    with pytest.raises(ValueError, match="options"):
+        training_node.options(options="not options", **training_values)
+    required = opts.HypernetworkPreviewOptions.INPUT_TYPES()["required"]
+    assert required["preview_seed_mode"][0] == ["fixed", "random"]
+    assert "fixed" in required["preview_seed_mode"][1]["tooltip"]
+
+
+def test_api_prompts_of_earlier_versions_still_set_the_moved_inputs(pack):
+    train = pack.nodes.train
+    prompt = {"7": {"class_type": "TrainHypernetwork", "inputs": {"preview_every": 5, "loss_type": "l1", "steps": 3}}}
+    legacy = train.legacy_options(prompt, "7")
+    assert legacy == {"preview_every": 5, "loss_type": "l1"}
+    resolved = train.resolve_options(None, legacy)
+    assert resolved["preview_every"] == 5 and resolved["loss_type"] == "l1" and resolved["rollback"] is True
+    # the options socket wins over the old direct inputs
+    assert train.resolve_options({"loss_type": "huber"}, legacy)["loss_type"] == "huber"
+    linked = {"7": {"class_type": "TrainHypernetwork", "inputs": {"preview_seed": ["3", 0]}}}
+    with pytest.raises(ValueError, match="preview_seed.*Options"):
+        train.legacy_options(linked, "7")
+    with pytest.raises(TypeError, match="no_such_input"):
+        train.resolve_options(None, {"no_such_input": 1})
