@@ -286,4 +286,4 @@ def test_previews_use_the_templated_prompt_and_the_chosen_seed_mode(comfy_host, 
     else:
         seeds = [int(part.split(": ")[1]) for part in report.split("random seeds: ")[1].split(";")[0].split(", ")]
         assert len(seeds) == 2 and seeds[0] != seeds[1] and 4242 not in seeds
-    assert len(out["ui"]["images"]) == 2
+    assert len(out["ui"]["hn_preview"]) == 2
