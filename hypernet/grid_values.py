@@ -465,10 +465,19 @@ def checkpoint_axis_labels(
     if len(bases) != 1 or len(set(steps.values())) != len(steps):
         return None
     labels = tuple("none" if v is None else f"step {steps[v]}" for v in values)
+    return labels, f"{AXIS_LABELS[AxisType.HYPERNETWORK]}: {_checkpoint_legend(files, steps)}"
+
+
+def _checkpoint_legend(files: Sequence[tuple[str, str]], steps: dict[str, int]) -> str:
+    """`run/run-<step>` when every file is named `<prefix><step>` with one prefix (the usual
+    periodic copies), else each `step N = file` (the first few)."""
+    prefixes = {relative[: len(relative) - len(str(steps[name]))] for name, relative in files
+                if relative.endswith(str(steps[name]))}
+    if len(prefixes) == 1 and all(relative.endswith(str(steps[name])) for name, relative in files):
+        return f"{prefixes.pop()}<step>"
     shown = [f"step {steps[name]} = {relative}" for name, relative in files[:_LEGEND_FILES]]
     more = f"; +{len(files) - _LEGEND_FILES} more" if len(files) > _LEGEND_FILES else ""
-    base = _STEP_SUFFIX_RE.sub("", files[0][1].rsplit("/", 1)[-1])
-    return labels, f"{AXIS_LABELS[AxisType.HYPERNETWORK]} {base} ({'; '.join(shown)}{more})"
+    return "; ".join(shown) + more
 
 
 def parse_axis(

@@ -201,8 +201,8 @@ def test_hypernetwork_axis_orders_files_by_stored_step(comfy_host, tiny, output_
     meta, _ = grid_metadata(output_dir, ui)
     assert meta["axes"][0]["values"] == [None, "xyorder/run-40.pt", "xyorder/run.pt", "xyorder/run-300.pt"]
     assert meta["axes"][0]["labels"] == ["none", "step 40", "step 120", "step 300"]
-    assert meta["axes"][0]["title"] == ("Hypernetwork run (step 40 = xyorder/run-40; step 120 = xyorder/run; "
-                                        "step 300 = xyorder/run-300)")
+    assert meta["axes"][0]["title"] == ("Hypernetwork: step 40 = xyorder/run-40; step 120 = xyorder/run; "
+                                        "step 300 = xyorder/run-300")
     assert torch.equal(cells[0:1], plain(comfy_host, tiny)), "'none' is the plain model (connected net unused)"
     loaded = comfy_host.pack.nodes.network_files.load_by_name("xyorder/run.pt")
     patched = comfy_host.pack.nodes.apply.apply_to_model(tiny[0], loaded, 1.0)

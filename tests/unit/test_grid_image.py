@@ -242,9 +242,18 @@ def test_checkpoint_axis_grid_has_step_labels_and_the_files_in_the_title():
     files = ["demo_style/demo_style-10.pt", "demo_style/demo_style-20.pt", "other.pt"]
     axis = parse_axis("hypernetwork", "none, demo_style/*.pt", AxisContext(hypernetwork_files=files))
     assert axis.labels == ("none", "step 10", "step 20")
-    assert axis.title == ("Hypernetwork demo_style (step 10 = demo_style/demo_style-10; "
-                          "step 20 = demo_style/demo_style-20)")
+    assert axis.title == "Hypernetwork: demo_style/demo_style-<step>"
     cells = make_cells(3)
     titled = compose_grid(cells, 3, 1, col_labels=list(axis.labels), x_title=axis.title)
     plain = compose_grid(cells, 3, 1, col_labels=list(axis.labels))
     assert titled.height > plain.height  # the legend band above the step labels
+
+
+def test_checkpoint_axis_lists_the_files_when_their_names_do_not_end_in_the_step():
+    from hypernet.grid_values import AxisContext, parse_axis
+
+    files = ["a1111/run-500.pt", "a1111/run-1000.pt"]
+    stored = {"a1111/run-500.pt": 499, "a1111/run-1000.pt": 999}  # A1111 saved one step earlier
+    axis = parse_axis("hypernetwork", "a1111/*.pt", AxisContext(hypernetwork_files=files, step_lookup=stored.get))
+    assert axis.labels == ("step 499", "step 999")
+    assert axis.title == "Hypernetwork: step 499 = a1111/run-500; step 999 = a1111/run-1000"

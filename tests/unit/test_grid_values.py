@@ -228,7 +228,10 @@ def test_checkpoints_of_one_run_are_labelled_by_step_with_the_files_in_the_title
     ctx = AxisContext(hypernetwork_files=files, step_lookup=stored.get)
     axis = parse_axis("hypernetwork", "none, mynet/*.pt, mynet", ctx)
     assert axis.labels == ("none", "step 500", "step 1000", "step 1500")
-    assert axis.title.startswith("Hypernetwork mynet (step 500 = mynet/mynet-500;")
+    # mynet.pt (the final file) does not end in its step: the legend names each file.
+    assert axis.title == "Hypernetwork: step 500 = mynet/mynet-500; step 1000 = mynet/mynet-1000; step 1500 = mynet"
+    periodic = parse_axis("hypernetwork", "mynet/*.pt", ctx)
+    assert periodic.title == "Hypernetwork: mynet/mynet-<step>"
     assert axis.to_dict()["title"] == axis.title
     # A step that is unknown, or two files with the same step: the file names stay the labels.
     assert parse_axis("hypernetwork", "mynet", AxisContext(hypernetwork_files=files)).labels == ("mynet",)
