@@ -15,7 +15,7 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 
-from ..hypernet.names import safe_relative_name, shown
+from ..hypernet.util.names import safe_relative_name, shown
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") ->
 
     Hashes are cached in the hypernetworks folder (HASH_CACHE_NAME), so a big file is hashed once.
     """
-    from ..hypernet.checkpoint_hash import BaseModel, HashCache, base_model_of
+    from ..hypernet.network.checkpoint_hash import BaseModel, HashCache, base_model_of
 
     traced = trace_model_loader(prompt, node_id, input_name)
     if isinstance(traced, str):
@@ -590,7 +590,7 @@ class TrainingModel:
 
 def save_ui_image(image: Any, prefix: str) -> dict:
     """Save a PIL image into the host's temp folder (served by /view) and return the UI entry."""
-    from ..hypernet.atomic import atomic_path
+    from ..hypernet.util.atomic import atomic_path
 
     folder = Path(folder_paths.get_temp_directory())
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,10 @@ import logging
 import os
 from pathlib import Path
 
-from ..hypernet.dataset_load import LoadResult, load_dataset
-from ..hypernet.folder_walk import is_real_dir, walk_sorted
-from ..hypernet.dataset_preview import preview_tensor
-from ..hypernet.dataset_sidecar import SIDECAR_NAME, apply_edits, read_edits
+from ..hypernet.data.load import LoadResult, load_dataset
+from ..hypernet.data.folder_walk import is_real_dir, walk_sorted
+from ..hypernet.data.preview import preview_tensor
+from ..hypernet.data.sidecar import SIDECAR_NAME, apply_edits, read_edits
 from . import bridge
 from .sockets import CATEGORY_DATASET, HN_DATASET
 

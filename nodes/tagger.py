@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from ..hypernet.dataset import Dataset, DatasetItem, load_item_image
-from ..hypernet.tagger_captions import CaptionClaims, dedupe_tags
-from ..hypernet.tagger import (
+from ..hypernet.data.dataset import Dataset, DatasetItem, load_item_image
+from ..hypernet.tagger.captions import CaptionClaims, dedupe_tags
+from ..hypernet.tagger.pipeline import (
     CAPTION_MODES,
     KNOWN_TAGGERS,
     SORT_MODES,

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 
-from ..hypernet.checkpoints import RunFolder
-from ..hypernet.fileio import load_hypernetwork
-from ..hypernet.loss_plot import render_loss_plot
-from ..hypernet.names import safe_name
-from ..hypernet.train_config import LATENT_SAMPLING, TrainConfig
-from ..hypernet.trainer import copy_network
+from ..hypernet.train.checkpoints import RunFolder
+from ..hypernet.network.fileio import load_hypernetwork
+from ..hypernet.train.loss_plot import render_loss_plot
+from ..hypernet.util.names import safe_name
+from ..hypernet.train.config import LATENT_SAMPLING, TrainConfig
+from ..hypernet.train.trainer import copy_network
 from . import bridge, network_files
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hypernet.train_config import (CLIP_GRAD_MODES, LOSS_TYPES, PREVIEW_SEED_MODES, SCHEDULERS,
+from ..hypernet.train.config import (CLIP_GRAD_MODES, LOSS_TYPES, PREVIEW_SEED_MODES, SCHEDULERS,
                                      TRAINING_DTYPES)
 from . import bridge
 from .sockets import CATEGORY_TRAINING, HN_TRAIN_OPTIONS

@@ -1,6 +1,6 @@
 """One training run, glued from the node's sockets: caches, objective, previews, UI events.
 
-All host access goes through `bridge`; the loop itself is `hypernet.trainer.Trainer`.
+All host access goes through `bridge`; the loop itself is `hypernet.train.trainer.Trainer`.
 """
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 
-from ..hypernet.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
-from ..hypernet.checkpoints import RunFolder
-from ..hypernet.dataset import Dataset, load_item_image
-from ..hypernet.final_file import FinalFileGuard, final_file_note
-from ..hypernet.module import Hypernetwork
-from ..hypernet.patch import HypernetworkPatch, require_match
-from ..hypernet.preview import PreviewSeeds, default_preview_prompt
-from ..hypernet.templates import parse_template
-from ..hypernet.train_batches import BatchPlan
-from ..hypernet.train_cache import LatentCache, PromptCache
-from ..hypernet.train_config import TrainConfig
-from ..hypernet.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
+from ..hypernet.train.checkpoints import RunFolder
+from ..hypernet.data.dataset import Dataset, load_item_image
+from ..hypernet.train.final_file import FinalFileGuard, final_file_note
+from ..hypernet.network.module import Hypernetwork
+from ..hypernet.network.patch import HypernetworkPatch, require_match
+from ..hypernet.train.preview import PreviewSeeds, default_preview_prompt
+from ..hypernet.train.templates import parse_template
+from ..hypernet.train.batches import BatchPlan
+from ..hypernet.train.cache import LatentCache, PromptCache
+from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, resume_point
 from . import bridge
 from .tensors import image_to_pil, pil_to_image
 

@@ -1,7 +1,7 @@
 """HypernetworkXYGrid: an A1111-style X/Y comparison grid of hypernetworks and sampling settings."""
 from __future__ import annotations
 
-from ..hypernet.grid_values import AxisType, parse_numbers
+from ..hypernet.grid.values import AxisType, parse_numbers
 from . import bridge
 from .sockets import CATEGORY_GENERATION, HYPERNETWORK
 from .xygrid_plan import BaseSettings

@@ -127,7 +127,7 @@ def test_download_entry_fetches_into_the_first_tagger_folder_then_tags(pack_modu
     assert len(dataset) == 0
     assert sorted(p.name for p in tagger_folder.iterdir()) == [f"{KNOWN}.csv", f"{KNOWN}.onnx"]
     assert KNOWN in tagger.model_choices(), "the downloaded tagger is listed as installed"
-    assert KNOWN not in pack_module("hypernet.tagger_model").cached_models(), "unload_after frees the session"
+    assert KNOWN not in pack_module("hypernet.tagger.model").cached_models(), "unload_after frees the session"
 
 
 def test_missing_onnxruntime_names_the_install_command_before_downloading(pack_module, tagger_folder,
@@ -135,7 +135,7 @@ def test_missing_onnxruntime_names_the_install_command_before_downloading(pack_m
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing may be fetched
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     tagger = pack_module("nodes.tagger")
-    errors = pack_module("hypernet.tagger_errors")
+    errors = pack_module("hypernet.tagger.errors")
     with pytest.raises(errors.TaggerDependencyError) as caught:
         tagger.HypernetworkWD14Tag().tag(model=tagger.DOWNLOAD_PREFIX + KNOWN, image=image_batch({}),
                                          **tag_inputs())

@@ -16,7 +16,7 @@ def pack(comfy_host):
 
 def test_option_defaults_are_the_training_defaults(pack):
     options = pack.nodes.train_options.option_defaults()
-    config = pack.hypernet.train_config.TrainConfig()
+    config = pack.hypernet.train.config.TrainConfig()
     renames = {"adamw_weight_decay": "weight_decay"}
     config_fields = {f.name for f in dataclasses.fields(config)}
     checked = 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .captions_io import decode_caption_bytes
-from .dataset_edit import split_tags, tag_name, tag_names
+from .edit import split_tags, tag_name, tag_names
 from .folder_walk import is_real_dir, walk_sorted
 from .images import SUPPORTED_EXTENSIONS
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 from .autosize import autosize_transform, choose_size
 from .buckets import BucketChoice, bucket_transform, select_bucket
-from .dataset import Transform, centre_box, crop_transform
+from ..data.dataset import Transform, centre_box, crop_transform
 from .focal import focal_crop
-from .preprocess_config import PreprocessConfig
+from .config import PreprocessConfig
 from .split import split_tiles
 
 Size = tuple[int, int]

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic import atomic_write_text
-from .fileio import load_hypernetwork, load_optimizer_state, save_hypernetwork, save_optimizer_state, short_hash
-from .module import Hypernetwork
-from .names import safe_name
-from .train_log import CSV_NAME
+from ..util.atomic import atomic_write_text
+from ..network.fileio import load_hypernetwork, load_optimizer_state, save_hypernetwork, save_optimizer_state, short_hash
+from ..network.module import Hypernetwork
+from ..util.names import safe_name
+from .log import CSV_NAME
 
 logger = logging.getLogger(__name__)
 

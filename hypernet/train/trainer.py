@@ -20,13 +20,13 @@ from typing import Callable, Protocol
 import torch
 
 from .checkpoints import RunFolder
-from .fileio import load_optimizer_state, save_hypernetwork, save_optimizer_state
-from .module import Hypernetwork
+from ..network.fileio import load_optimizer_state, save_hypernetwork, save_optimizer_state
+from ..network.module import Hypernetwork
 from .schedule import CosineRestarts, parse_schedule
 from .templates import derive_seed
-from .train_batches import BatchPlan, PlannedBatch
-from .train_config import TrainConfig
-from .train_log import LossHistory, LossRow
+from .batches import BatchPlan, PlannedBatch
+from .config import TrainConfig
+from .log import LossHistory, LossRow
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .dataset import Transform
+from ..data.dataset import Transform
 
 
 def split_ratio(width: int, height: int, target_w: int, target_h: int) -> tuple[float, bool]:

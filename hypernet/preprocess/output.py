@@ -16,8 +16,8 @@ from typing import Any
 
 from PIL import Image
 
-from .atomic import TargetExistsError, atomic_write_text, atomic_write_with, require_writable_folder
-from .names import safe_name
+from ..util.atomic import TargetExistsError, atomic_write_text, atomic_write_with, require_writable_folder
+from ..util.names import safe_name
 
 MANIFEST_NAME = ".hn_preprocess.json"
 PNG_COMPRESS_LEVEL = 4  # ~3x faster than zlib level 6 for ~10 % larger files

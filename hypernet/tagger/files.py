@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .tagger_errors import TaggerFilesMissingError
+from .errors import TaggerFilesMissingError
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from .dataclass_io import strict_from_dict
+from ..util.dataclass_io import strict_from_dict
 
 logger = logging.getLogger(__name__)
 

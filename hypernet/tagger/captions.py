@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .atomic import atomic_write_text
-from .tagger_tags import normalize_tag, parse_tag_list
+from ..util.atomic import atomic_write_text
+from .tags import normalize_tag, parse_tag_list
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .tagger_errors import TaggerFilesMissingError, TaggerModelError
+from .errors import TaggerFilesMissingError, TaggerModelError
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .buckets import BucketChoice, make_bucket_resolutions
-from .dataset import Dataset, DatasetItem, apply_transform, load_item_image
-from .dataset_load import BadFile
+from ..data.dataset import Dataset, DatasetItem, apply_transform, load_item_image
+from ..data.load import BadFile
 from .focal import FACES_NOTE
-from .images import BAD_REASONS, BadImageError
-from .preprocess_captions import combine_caption
-from .preprocess_config import PreprocessConfig
-from .preprocess_output import (OutputFolder, output_stem, prepare_output_folder, write_caption,
+from ..data.images import BAD_REASONS, BadImageError
+from .captions import combine_caption
+from .config import PreprocessConfig
+from .output import (OutputFolder, output_stem, prepare_output_folder, write_caption,
                                 write_manifest, write_png)
-from .preprocess_plan import ItemPlan, needs_pixels, plan_outputs
+from .plan import ItemPlan, needs_pixels, plan_outputs
 
 log = logging.getLogger(__name__)
 

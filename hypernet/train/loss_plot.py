@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from PIL import Image, ImageDraw
 
-from .grid_image import load_font
+from ..grid.image import load_font
 
 RAW = (170, 190, 230)
 SMOOTH = (20, 60, 160)

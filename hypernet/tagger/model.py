@@ -15,9 +15,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .tagger_errors import INSTALL_HINT, TaggerDependencyError, TaggerFilesMissingError, TaggerModelError
-from .tagger_files import TaggerFiles
-from .tagger_tags import TagTable, load_tag_table
+from .errors import INSTALL_HINT, TaggerDependencyError, TaggerFilesMissingError, TaggerModelError
+from .files import TaggerFiles
+from .tags import TagTable, load_tag_table
 
 logger = logging.getLogger(__name__)
 

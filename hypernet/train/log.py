@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 
 CSV_NAME = "hypernetwork_loss.csv"
 COLUMNS = ("step", "epoch", "epoch_step", "loss", "learn_rate", "event")

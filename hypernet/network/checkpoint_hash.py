@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

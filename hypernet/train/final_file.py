@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from .checkpoints import RunFolder, architecture
-from .fileio import load_hypernetwork, short_hash
-from .module import Hypernetwork
+from ..network.fileio import load_hypernetwork, short_hash
+from ..network.module import Hypernetwork
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -7,7 +7,7 @@ r = (image aspect) / (w / h). "maximize_area" picks the largest area (then the s
 """
 from __future__ import annotations
 
-from .dataset import Transform, centre_box
+from ..data.dataset import Transform, centre_box
 
 OBJECTIVES = ("maximize_area", "minimize_error")
 _CANDIDATE_STEP = 64

@@ -23,7 +23,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
-from .dataclass_io import strict_from_dict
+from ..util.dataclass_io import strict_from_dict
 
 logger = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .tagger_captions import CAPTION_MODES, CaptionClaims, caption_path_for, merge_caption, validate_caption_mode, write_caption
-from .tagger_download import DEFAULT_TAGGER, KNOWN_TAGGERS, download_tagger, tagger_download_urls
-from .tagger_errors import (
+from .captions import CAPTION_MODES, CaptionClaims, caption_path_for, merge_caption, validate_caption_mode, write_caption
+from .download import DEFAULT_TAGGER, KNOWN_TAGGERS, download_tagger, tagger_download_urls
+from .errors import (
     TaggerDependencyError,
     TaggerDownloadError,
     TaggerFilesMissingError,
     TaggerModelError,
 )
-from .tagger_files import TaggerFiles, find_incomplete_taggers, find_taggers, list_taggers, resolve_tagger
-from .tagger_model import (
+from .files import TaggerFiles, find_incomplete_taggers, find_taggers, list_taggers, resolve_tagger
+from .model import (
     TaggerModel,
     available_providers,
     choose_providers,
@@ -34,8 +34,8 @@ from .tagger_model import (
     unload,
     unload_all,
 )
-from .tagger_preprocess import image_from_array, load_image, preprocess_image
-from .tagger_tags import KAOMOJI, SORT_MODES, TagOptions, TagResult, TagTable, load_tag_table, select_tags
+from .preprocess import image_from_array, load_image, preprocess_image
+from .tags import KAOMOJI, SORT_MODES, TagOptions, TagResult, TagTable, load_tag_table, select_tags
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .dataset import Transform
+from ..data.dataset import Transform
 
 Size = tuple[int, int]
 

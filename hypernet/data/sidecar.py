@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .atomic import atomic_write_text
+from ..util.atomic import atomic_write_text
 from .dataset import Dataset, DatasetItem, crop_transform
-from .dataset_index import content_hash
+from .index import content_hash
 
 SIDECAR_NAME = ".hypernetwork_edits.json"
 FORMAT = "hn_dataset_edits"

@@ -17,9 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .atomic import atomic_path
-from .tagger_errors import TaggerDownloadError
-from .tagger_files import HF_MODEL_FILE, HF_TAGS_FILE, TaggerFiles, validate_tagger_name
+from ..util.atomic import atomic_path
+from .errors import TaggerDownloadError
+from .files import HF_MODEL_FILE, HF_TAGS_FILE, TaggerFiles, validate_tagger_name
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .atomic import atomic_write_text
-from .atomic_batch import write_many
+from ..util.atomic import atomic_write_text
+from ..util.atomic_batch import write_many
 from .captions_io import decode_caption_bytes
-from .dataset_index import caption_name, content_hash, resolve_image
+from .index import caption_name, content_hash, resolve_image
 from .images import SUPPORTED_EXTENSIONS
-from .dataset_sidecar import SIDECAR_NAME, ConflictError, Edits, read_raw, write_edits
+from .sidecar import SIDECAR_NAME, ConflictError, Edits, read_raw, write_edits
 
 RESTORE_FOLDER = ".hypernetwork_restore"
 _locks: dict[str, threading.Lock] = {}

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from .preview import PREVIEW_SEED_MODES
 from .schedule import parse_schedule
-from .dataclass_io import strict_from_dict
+from ..util.dataclass_io import strict_from_dict
 from .templates import CaptionConfig, parse_template
 
 CLIP_GRAD_MODES = ("none", "value", "norm")
