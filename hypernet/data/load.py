@@ -154,6 +154,13 @@ def _inside(path: str, root_real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
+def scan_depth(recursive: bool, repeats_from_folder_names: bool) -> int | None:
+    """How deep load_dataset looks: all levels, one level (kohya `N_name` folders), or the root only."""
+    if recursive:
+        return None
+    return 1 if repeats_from_folder_names else 0
+
+
 def load_dataset(
     directory: str | os.PathLike,
     *,

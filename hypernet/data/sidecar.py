@@ -148,3 +148,15 @@ def apply_edits(dataset: Dataset, edits: Edits) -> tuple[Dataset, dict[str, int]
                          "(Edit dataset...) or remove " + sidecar_path(root))
     history = list(dataset.history) + [{"step": "editor_edits", **stats}]
     return Dataset(items, root, history), stats
+
+
+def with_editor_edits(dataset: Dataset, report: str) -> tuple[Dataset, str]:
+    """The dataset editor's exclusions and crop instructions (if the folder has any) applied, and
+    a line saying so added to LoadDataset's report."""
+    edits = read_edits(dataset.root)
+    if not edits.excluded and not edits.crops:
+        return dataset, report
+    edited, stats = apply_edits(dataset, edits)
+    note = (f"Dataset editor: {stats['excluded']} image(s) excluded from training, {stats['cropped']} with a "
+            f"crop instruction (see {SIDECAR_NAME}; Edit dataset... to change).")
+    return edited, report + "\n" + note

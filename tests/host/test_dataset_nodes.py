@@ -49,28 +49,7 @@ def image_batch(probs: dict):
     return torch.from_numpy(pixels)[None]
 
 
-# ------------------------------------------------------------------ IS_CHANGED fingerprint
-
-
-def test_fingerprint_follows_what_load_dataset_reads(pack_module, tmp_path):
-    fingerprint = pack_module("nodes.dataset").folder_fingerprint
-    pattern_rgb(16, 16).save(tmp_path / "a.png")
-    (tmp_path / "a.txt").write_text("cat", encoding="utf-8")
-    (tmp_path / "10_sub").mkdir()
-    base = fingerprint(tmp_path, 0, ".txt")
-    assert fingerprint(tmp_path, 0, ".txt") == base, "stable while nothing changes"
-
-    (tmp_path / "a.txt").write_text("cat", encoding="utf-8")  # rewritten, same text
-    assert fingerprint(tmp_path, 0, ".txt") == base
-    (tmp_path / "a.txt").write_text("dog", encoding="utf-8")
-    recaptioned = fingerprint(tmp_path, 0, ".txt")
-    assert recaptioned != base
-
-    pattern_rgb(16, 16).save(tmp_path / "10_sub" / "deep.png")
-    assert fingerprint(tmp_path, 0, ".txt") == recaptioned, "subfolders are not scanned at depth 0"
-    assert fingerprint(tmp_path, 1, ".txt") != fingerprint(tmp_path, 0, ".txt")
-    pattern_rgb(20, 16).save(tmp_path / "a.png")
-    assert fingerprint(tmp_path, 0, ".txt") != recaptioned, "a replaced image changes the fingerprint"
+# ------------------------------------------------------------------ IS_CHANGED fingerprint (the digest itself: tests/unit/test_data_fingerprint.py)
 
 
 def test_is_changed_uses_the_scan_depth_of_the_inputs(pack_module, tmp_path):

@@ -51,7 +51,7 @@ LAYERS = {
     "network": {"util"},
     "data": {"util"},
     "grid": {"util"},
-    "tagger": {"util"},
+    "tagger": {"data", "util"},
     "preprocess": {"data", "util"},
     "train": {"network", "data", "grid", "util"},
 }

@@ -1,8 +1,7 @@
 """The XY grid's plan: which settings every cell uses, from the base settings and two parsed axes.
 
-Pure (no host access): the node parses the axes with `hypernet.grid.values`, this module turns
-them into one `Cell` per grid position (row-major: Y outer, X inner) and checks that the two axes
-make sense together.
+The node parses the axes with `values`; this module turns them into one `CellSettings` per grid
+position (row-major: Y outer, X inner) and checks that the two axes make sense together.
 
 Rules for the hypernetwork and strength axes:
 * a hypernetwork axis replaces the connected `hypernetwork` input in every cell; its `none`
@@ -17,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..hypernet.grid.values import AXIS_LABELS, AxisType, AxisValues, apply_prompt_sr
+from .values import AXIS_LABELS, AxisType, AxisValues, apply_prompt_sr
 
 CONNECTED = "<connected hypernetwork>"  # key of the network on the optional `hypernetwork` input
 _STACKABLE = {AxisType.NONE, AxisType.PROMPT_SR, AxisType.HYPERNETWORK}
