@@ -436,6 +436,11 @@ def release_from_device(patcher: Any) -> None:
     comfy.model_management.soft_empty_cache()
 
 
+def release_vae_from_device(vae: Any) -> None:
+    """Unload a VAE's weights from the device (training keeps only the cached latents)."""
+    release_from_device(vae.patcher)
+
+
 def encode_latent_distribution(vae: Any, pixels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor | None"]:
     """(mean, std) of the VAE posterior for IMAGE pixels (B, H, W, 3); std is None for VAEs
     without a Gaussian posterior (e.g. TAESD), whose single output is used as the mean.
@@ -575,6 +580,11 @@ class TrainingModel:
         denoised = self.base.apply_model(noisy, sigma, transformer_options=self.transformer_options, **conds)
         c_out = -sampling.calculate_denoised(sigma, torch.ones_like(x0), torch.zeros_like(x0))
         return denoised.float() / c_out, x0.float() / c_out
+
+    def sample_preview(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                       positive: list, negative: list, latent: dict) -> dict:
+        """A stock-KSampler sample from the training copy: the network as trained so far."""
+        return sample(self.patcher, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent)
 
     def close(self) -> None:
         for handle in self._handles:

@@ -134,8 +134,8 @@ class TrainingSession:
             negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
             latent = bridge.empty_latent(width, height)
             seed = self._preview_seeds.next(step)
-            samples = bridge.sample(training_model.patcher, seed, settings.steps, settings.cfg,
-                                    settings.sampler, settings.scheduler, positive, negative, latent)
+            samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
+                                                    settings.scheduler, positive, negative, latent)
             image = bridge.decode(self.vae, samples)
         pil = image_to_pil(image)[0]
         path = self.run_folder.preview_path(step)
@@ -156,7 +156,7 @@ class TrainingSession:
         self._progress = bridge.Progress(total)
         self._set_base_model()
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
-        bridge.release_from_device(self.vae.patcher)
+        bridge.release_vae_from_device(self.vae)
         encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
         prompts = PromptCache(parse_template(config.template), self.network.name,
                               [item.caption for item in self.dataset.items], config.caption_config(), config.seed,

@@ -85,3 +85,42 @@ def test_layer_check_catches_an_upward_import(tmp_path):
     module = tmp_path / "x.py"
     module.write_text("from ..train.trainer import Trainer\nfrom .y import z\n")
     assert sibling_packages(module) - LAYERS["data"] == {"train"}
+
+
+# ------------------------------------------------------------------ nodes/: one bridge to the host
+
+NODES = CORE.parent / "nodes"
+BRIDGE = NODES / "bridge.py"
+NODE_MODULES = sorted(p for p in NODES.glob("*.py") if p != BRIDGE)
+HOST_MODULES = FORBIDDEN  # comfy, folder_paths, server, nodes, comfy_execution, execution, latent_preview, ...
+# Attributes of host objects (ModelPatcher, VAE, BaseModel) that only the bridge may touch.
+HOST_ATTRIBUTES = {"patcher", "model_options", "first_stage_model", "cond_stage_model", "diffusion_model",
+                   "model_sampling", "load_device", "offload_device", "current_loaded_models"}
+
+
+def host_attributes(tree: ast.AST) -> list[tuple[int, str]]:
+    return [(node.lineno, node.attr) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr in HOST_ATTRIBUTES]
+
+
+def test_the_bridge_exists_and_imports_the_host():
+    tree = ast.parse(BRIDGE.read_text())
+    assert {name for _, name, level in imported_roots(tree) if level == 0} & HOST_MODULES
+
+
+@pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
+def test_only_the_bridge_imports_the_host(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bad = [(line, name) for line, name, level in imported_roots(tree) if level == 0 and name in HOST_MODULES]
+    assert not bad, f"nodes/{path.name} imports ComfyUI modules {bad}; go through nodes/bridge.py"
+
+
+@pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
+def test_only_the_bridge_reaches_into_host_objects(path: Path):
+    bad = host_attributes(ast.parse(path.read_text(), filename=str(path)))
+    assert not bad, f"nodes/{path.name} touches host internals {bad}; add a bridge function for it"
+
+
+def test_host_attribute_check_catches_a_patcher_access():
+    tree = ast.parse("samples = bridge.sample(training_model.patcher, 1)\nvae.first_stage_model.to('cpu')\n")
+    assert {name for _, name in host_attributes(tree)} == {"patcher", "first_stage_model"}
