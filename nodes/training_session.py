@@ -19,7 +19,7 @@ from ..hypernet.data.dataset import Dataset, load_item_image
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.network.patch import HypernetworkPatch, require_match
-from ..hypernet.train.preview import PreviewSeeds, default_preview_prompt
+from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.templates import parse_template
 from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
@@ -32,17 +32,6 @@ logger = logging.getLogger(__name__)
 
 # A temp file of ours this much older than the run's start is left over from a killed save.
 STALE_TEMP_AGE_S = 60
-
-
-@dataclass
-class PreviewSettings:
-    prompt: str = ""
-    negative: str = ""
-    seed: int = 0
-    steps: int = 20
-    cfg: float = 7.0
-    sampler: str = "euler"
-    scheduler: str = "normal"
 
 
 @dataclass
