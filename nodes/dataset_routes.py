@@ -32,10 +32,10 @@ from ..hypernet.data import caption_save
 from ..hypernet.data.edit import EditOp, plan_bulk
 from ..hypernet.data.index import (Filter, Listing, ScanCache, entry_tag_counts, list_page, resolve_image, scan_folder,
                                       with_overrides)
+from ..hypernet.data.images import BadImageError, SUPPORTED_EXTENSIONS
 from ..hypernet.data.roots import CONFIG_NAME, FolderRefused, configured_roots, resolve_folder
 from ..hypernet.data.sidecar import SIDECAR_NAME, ConflictError, Edits, read_edits, validate_box, write_edits
 from ..hypernet.data.thumbs import thumbnail_jpeg
-from ..hypernet.data.images import BadImageError, SUPPORTED_EXTENSIONS
 from . import bridge
 
 logger = logging.getLogger(__name__)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 
-from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.network.fileio import load_hypernetwork
-from ..hypernet.train.loss_plot import render_loss_plot
-from ..hypernet.util.names import safe_name
+from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.config import LATENT_SAMPLING, TrainConfig
+from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.preview import PreviewSettings
 from ..hypernet.train.trainer import copy_network
+from ..hypernet.util.names import safe_name
 from . import bridge, network_files
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 
-from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
-from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.data.dataset import Dataset, load_item_image
-from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.network.patch import HypernetworkPatch, require_match
-from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
-from ..hypernet.train.templates import parse_template
 from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
+from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.final_file import FinalFileGuard, final_file_note
+from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
+from ..hypernet.train.templates import parse_template
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
 from . import bridge
 from .tensors import image_to_pil, pil_to_image
 

@@ -19,8 +19,8 @@ from typing import Any, Mapping
 from ..util.atomic import atomic_write_text
 from ..util.atomic_batch import write_many
 from .captions_io import decode_caption_bytes
-from .index import caption_name, content_hash, resolve_image
 from .images import SUPPORTED_EXTENSIONS
+from .index import caption_name, content_hash, resolve_image
 from .sidecar import SIDECAR_NAME, ConflictError, Edits, read_raw, write_edits
 
 RESTORE_FOLDER = ".hypernetwork_restore"

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import torch
 
-from .activations import normalize_activation_name
 from ..util.atomic import atomic_path, atomic_write_with
+from .activations import normalize_activation_name
 from .config import MAX_WIDTH, WEIGHT_INITIALIZATIONS, HypernetworkConfig, derive_dropout_structure
 from .module import METADATA_KEYS, Hypernetwork, check_extra_metadata
 

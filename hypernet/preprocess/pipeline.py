@@ -20,13 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .buckets import BucketChoice, make_bucket_resolutions
 from ..data.dataset import Dataset, DatasetItem, apply_transform, load_item_image
-from ..data.load import BadFile
-from .focal import FACES_NOTE
 from ..data.images import BAD_REASONS, BadImageError
+from ..data.load import BadFile
+from .buckets import BucketChoice, make_bucket_resolutions
 from .captions import combine_caption
 from .config import PreprocessConfig
+from .focal import FACES_NOTE
 from .output import (OutputFolder, output_stem, prepare_output_folder, write_caption,
                                 write_manifest, write_png)
 from .plan import ItemPlan, needs_pixels, plan_outputs

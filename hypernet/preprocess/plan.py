@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from ..data.dataset import Transform, centre_box, crop_transform
 from .autosize import autosize_transform, choose_size
 from .buckets import BucketChoice, bucket_transform, select_bucket
-from ..data.dataset import Transform, centre_box, crop_transform
-from .focal import focal_crop
 from .config import PreprocessConfig
+from .focal import focal_crop
 from .split import split_tiles
 
 Size = tuple[int, int]

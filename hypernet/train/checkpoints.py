@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..util.atomic import atomic_write_text
 from ..network.fileio import load_hypernetwork, load_optimizer_state, save_hypernetwork, save_optimizer_state, short_hash
 from ..network.module import Hypernetwork
+from ..util.atomic import atomic_write_text
 from ..util.names import safe_name
 from .log import CSV_NAME
 

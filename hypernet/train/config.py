@@ -11,9 +11,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from ..util.dataclass_io import strict_from_dict
 from .preview import PREVIEW_SEED_MODES
 from .schedule import parse_schedule
-from ..util.dataclass_io import strict_from_dict
 from .templates import CaptionConfig, parse_template
 
 CLIP_GRAD_MODES = ("none", "value", "norm")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import RunFolder, architecture
 from ..network.fileio import load_hypernetwork, short_hash
 from ..network.module import Hypernetwork
+from .checkpoints import RunFolder, architecture
 
 
 def _same_file(a: Path, b: Path) -> bool:

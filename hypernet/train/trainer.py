@@ -19,14 +19,14 @@ from typing import Callable, Protocol
 
 import torch
 
-from .checkpoints import RunFolder
 from ..network.fileio import load_optimizer_state, save_hypernetwork, save_optimizer_state
 from ..network.module import Hypernetwork
-from .schedule import CosineRestarts, parse_schedule
-from .templates import derive_seed
 from .batches import BatchPlan, PlannedBatch
+from .checkpoints import RunFolder
 from .config import TrainConfig
 from .log import LossHistory, LossRow
+from .schedule import CosineRestarts, parse_schedule
+from .templates import derive_seed
 
 logger = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ import torch
 
 from hypernet.util.atomic import (TargetExistsError, atomic_write_bytes, default_file_mode, is_temp_name,
                              remove_stale_temp_files, require_writable_folder)
-from hypernet.train.checkpoints import RunFolder
 from hypernet.network.config import HypernetworkConfig
 from hypernet.network.fileio import optim_path, save_hypernetwork, save_optimizer_state
-from hypernet.train.final_file import FinalFileGuard, final_file_note
 from hypernet.network.health import network_warnings
 from hypernet.network.module import Hypernetwork
 from hypernet.tagger.captions import CaptionClaims, write_caption
+from hypernet.train.checkpoints import RunFolder
+from hypernet.train.final_file import FinalFileGuard, final_file_note
 from hypernet.train.trainer import copy_network, resume_point
 
 
