@@ -97,13 +97,13 @@ def _session_factory(threads: int):
 
 
 def case_tagger(args: dict[str, Any]) -> dict[str, Any]:
-    """Images per second: the pack's tagging path (`hypernet.tagger.tag_images` on decoded PIL
+    """Images per second: the pack's tagging path (`hypernet.tagger.pipeline.tag_images` on decoded PIL
     images: pad, area-resize, BGR, batching, session, tag selection; the next batch preprocessed
     on a helper thread while the session runs) vs. a bare `session.run` on the already
     preprocessed float32 batch, same session, same batch size. Measured on the wall clock (the
     prefetch hides preprocessing time, it does not remove CPU work); the CPU-time figures too."""
     import_pure_core()
-    from hypernet import tagger
+    from hypernet.tagger import pipeline as tagger
 
     fake = load_support_module("fake_tagger")
     size, batch, count = args["size"], args["batch"], args["images"]
@@ -168,12 +168,12 @@ def _hash_work(workers: int, tasks: int = 8):
 
 
 def case_preprocess(args: dict[str, Any]) -> dict[str, Any]:
-    """Source images per second through `hypernet.preprocess` (crop to 512x512, PNG + caption
+    """Source images per second through `hypernet.preprocess.pipeline` (crop to 512x512, PNG + caption
     written), with 1 worker (baseline) and with `workers` (ours); interleaved, wall clock."""
     import_pure_core()
-    from hypernet.dataset_load import load_dataset
-    from hypernet.preprocess import preprocess
-    from hypernet.preprocess_config import PreprocessConfig
+    from hypernet.data.load import load_dataset
+    from hypernet.preprocess.pipeline import preprocess
+    from hypernet.preprocess.config import PreprocessConfig
 
     folder = Path(tempfile.mkdtemp(prefix="hn_bench_pre_"))
     try:
@@ -240,7 +240,7 @@ def case_load_dataset(args: dict[str, Any]) -> dict[str, Any]:
     """Seconds (CPU, wall) to scan `folder` with load_dataset, or, with mode="memory", the bytes
     tracemalloc sees retained by the result (and at peak) per item."""
     import_pure_core()
-    from hypernet.dataset_load import load_dataset
+    from hypernet.data.load import load_dataset
 
     folder = args["folder"]
     if args["mode"] == "memory":

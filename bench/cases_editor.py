@@ -90,9 +90,9 @@ def _fresh_rounds(parent: Path, count: int, repeats: int, clock: str, variants: 
 def case_editor(args: dict[str, Any]) -> dict[str, Any]:
     """Seconds per call (median) for list and bulk replace, ours vs the bare loops."""
     import_pure_core()
-    from hypernet import caption_save
-    from hypernet.dataset_edit import EditOp, plan_bulk
-    from hypernet.dataset_index import Filter, ScanCache, list_page, scan_folder
+    from hypernet.data import caption_save
+    from hypernet.data.edit import EditOp, plan_bulk
+    from hypernet.data.index import Filter, ScanCache, list_page, scan_folder
 
     count = int(args["count"])
     tmp = Path(tempfile.mkdtemp(prefix="hn_bench_editor_"))

@@ -61,15 +61,15 @@ class BenchSetup:
         self.unet_params = sum(p.numel() for p in model.diffusion_model.parameters())
 
     def network(self, name: str = "bench", layer_structure=(1, 2, 1), sizes=None):
-        cfg = self.hn.config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
+        cfg = self.hn.network.config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
                                                 layer_structure=list(layer_structure), activation_func="relu")
         with self.torch.inference_mode():
-            network = self.hn.module.Hypernetwork.create(cfg)
-        return self.hn.trainer.copy_network(network)  # trainable tensors, as the training node does
+            network = self.hn.network.module.Hypernetwork.create(cfg)
+        return self.hn.train.trainer.copy_network(network)  # trainable tensors, as the training node does
 
     def patch(self, network=None, memo: bool = True):
         """Our patch (memo: True) or the A1111-style application of the same network (no memo)."""
-        Patch = bench_patch_classes(self.hn.patch.HypernetworkPatch)[memo]
+        Patch = bench_patch_classes(self.hn.network.patch.HypernetworkPatch)[memo]
         return Patch([(network, 1.0)]) if network is not None else Patch()
 
 
@@ -380,7 +380,7 @@ def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
     for norm in bridge._block_norms(unet):
         norm.register_forward_pre_hook(bridge._clone_input)
     widths = [320, 640, 1280, 768]
-    network = hn.module.Hypernetwork.create(hn.config.HypernetworkConfig(
+    network = hn.network.module.Hypernetwork.create(hn.network.config.HypernetworkConfig(
         name="paper", sizes=widths, layer_structure=[1, 2, 1], activation_func="relu")).to("meta")
     latent = args["latent"]
 
@@ -397,7 +397,7 @@ def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
         if train:
             out.float().square().mean().backward()
 
-    Patch = hn.patch.HypernetworkPatch
+    Patch = hn.network.patch.HypernetworkPatch
     out = {"hypernetwork_params": sum(p.numel() for p in network.parameters())}
     for train, batch, label in ((True, 1, "train"), (False, 2, "sample")):
         network.train(train)
@@ -427,7 +427,7 @@ def case_sampling(args: dict[str, Any], setup: "BenchSetup | None" = None) -> di
     context_only.eval()
     with tempfile.TemporaryDirectory(prefix="hn_bench_stock_") as folder:
         path = os.path.join(folder, "bench.pt")
-        setup.hn.fileio.save_pt(network, path)
+        setup.hn.network.fileio.save_pt(network, path)
         stock_patch = stock_loader.load_hypernetwork_patch(path, 1.0)
     models = {"baseline": setup.model, "ours": apply_to_model(setup.model, network, 1.0),
               "stock": bridge.with_attention_patch(setup.model, stock_patch),

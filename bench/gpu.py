@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = time.perf_counter() - started
     table = format_tables(report)
     out = Path(opts.out)
-    from hypernet.atomic import atomic_write_text
+    from hypernet.util.atomic import atomic_write_text
 
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     atomic_write_text(out.with_suffix(".md"), table + "\n")

@@ -259,7 +259,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def write_results(rows: list[Row], path: Path) -> None:
-    from hypernet.atomic import atomic_write_text
+    from hypernet.util.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
 

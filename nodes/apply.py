@@ -1,7 +1,7 @@
 """ApplyHypernetwork: patch a MODEL with a hypernetwork file or a connected HYPERNETWORK."""
 from __future__ import annotations
 
-from ..hypernet.patch import HypernetworkPatch, require_match
+from ..hypernet.network.patch import HypernetworkPatch, require_match
 from . import bridge, network_files
 from .sockets import CATEGORY_GENERATION, HYPERNETWORK
 

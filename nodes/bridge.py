@@ -15,7 +15,7 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 
-from ..hypernet.names import safe_relative_name, shown
+from ..hypernet.util.names import safe_relative_name, shown
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") ->
 
     Hashes are cached in the hypernetworks folder (HASH_CACHE_NAME), so a big file is hashed once.
     """
-    from ..hypernet.checkpoint_hash import BaseModel, HashCache, base_model_of
+    from ..hypernet.network.checkpoint_hash import BaseModel, HashCache, base_model_of
 
     traced = trace_model_loader(prompt, node_id, input_name)
     if isinstance(traced, str):
@@ -436,6 +436,11 @@ def release_from_device(patcher: Any) -> None:
     comfy.model_management.soft_empty_cache()
 
 
+def release_vae_from_device(vae: Any) -> None:
+    """Unload a VAE's weights from the device (training keeps only the cached latents)."""
+    release_from_device(vae.patcher)
+
+
 def encode_latent_distribution(vae: Any, pixels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor | None"]:
     """(mean, std) of the VAE posterior for IMAGE pixels (B, H, W, 3); std is None for VAEs
     without a Gaussian posterior (e.g. TAESD), whose single output is used as the mean.
@@ -576,6 +581,11 @@ class TrainingModel:
         c_out = -sampling.calculate_denoised(sigma, torch.ones_like(x0), torch.zeros_like(x0))
         return denoised.float() / c_out, x0.float() / c_out
 
+    def sample_preview(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                       positive: list, negative: list, latent: dict) -> dict:
+        """A stock-KSampler sample from the training copy: the network as trained so far."""
+        return sample(self.patcher, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent)
+
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
@@ -590,7 +600,7 @@ class TrainingModel:
 
 def save_ui_image(image: Any, prefix: str) -> dict:
     """Save a PIL image into the host's temp folder (served by /view) and return the UI entry."""
-    from ..hypernet.atomic import atomic_path
+    from ..hypernet.util.atomic import atomic_path
 
     folder = Path(folder_paths.get_temp_directory())
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,11 @@ import logging
 import re
 from pathlib import Path
 
-from ..hypernet.activations import creatable_activation_names
-from ..hypernet.config import WEIGHT_INITIALIZATIONS, HypernetworkConfig, parse_float_list, parse_int_list
-from ..hypernet.fileio import save_hypernetwork
-from ..hypernet.module import Hypernetwork
-from ..hypernet.names import safe_name
+from ..hypernet.network.activations import creatable_activation_names
+from ..hypernet.network.config import WEIGHT_INITIALIZATIONS, HypernetworkConfig, parse_float_list, parse_int_list
+from ..hypernet.network.fileio import save_hypernetwork
+from ..hypernet.network.module import Hypernetwork
+from ..hypernet.util.names import safe_name
 from . import bridge
 from .sockets import CATEGORY_TRAINING, HYPERNETWORK
 

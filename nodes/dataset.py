@@ -1,15 +1,12 @@
 """HypernetworkLoadDataset: scan a folder of images and captions into an HN_DATASET."""
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-from pathlib import Path
 
-from ..hypernet.dataset_load import LoadResult, load_dataset
-from ..hypernet.folder_walk import is_real_dir, walk_sorted
-from ..hypernet.dataset_preview import preview_tensor
-from ..hypernet.dataset_sidecar import SIDECAR_NAME, apply_edits, read_edits
+from ..hypernet.data.fingerprint import folder_fingerprint
+from ..hypernet.data.load import LoadResult, load_dataset, scan_depth
+from ..hypernet.data.preview import preview_tensor
+from ..hypernet.data.sidecar import with_editor_edits
 from . import bridge
 from .sockets import CATEGORY_DATASET, HN_DATASET
 
@@ -17,7 +14,6 @@ logger = logging.getLogger(__name__)
 
 ON_BAD_FILE_CHOICES = ["skip and report", "fail"]
 MISSING_CAPTION_CHOICES = ["empty", "filename"]
-_CAPTION_BYTES_HASHED = 1 << 16  # caption files are small; longer ones are fingerprinted by size+mtime
 
 
 class HostProgress:
@@ -30,65 +26,6 @@ class HostProgress:
         if self._bar is None or self._bar.total != max(1, int(total)):
             self._bar = bridge.Progress(total)
         self._bar.update(done)
-
-
-def folder_fingerprint(root: Path, depth: int | None, caption_extension: str) -> str:
-    """A cheap digest of what LoadDataset would read from `root`.
-
-    Every visible entry contributes its relative name, size and mtime; caption files contribute
-    their content instead of their mtime, so rewriting a caption with the same text (e.g. the
-    tagger's overwrite mode run twice) does not force a rescan. `depth` None means all levels.
-    """
-    digest = hashlib.sha1()
-    caption_extension = caption_extension.lower()
-    for folder, _, entries in walk_sorted(str(root), depth):
-        if isinstance(entries, OSError):
-            digest.update(f"unlistable:{folder}:{entries.errno}\n".encode())
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = os.path.relpath(entry.path, root)
-            if is_real_dir(entry):
-                digest.update(f"d:{rel}\n".encode())
-                continue
-            try:
-                stat = entry.stat()
-            except OSError:
-                digest.update(f"gone:{rel}\n".encode())
-                continue
-            if entry.name.lower().endswith(caption_extension) and stat.st_size <= _CAPTION_BYTES_HASHED:
-                try:
-                    with open(entry.path, "rb") as fh:
-                        digest.update(f"c:{rel}:".encode() + hashlib.sha1(fh.read()).digest() + b"\n")
-                    continue
-                except OSError:
-                    pass
-            digest.update(f"f:{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    try:  # the dataset editor's exclusions and crops (a hidden file, so not part of the walk)
-        with open(os.path.join(root, SIDECAR_NAME), "rb") as fh:
-            digest.update(b"edits:" + hashlib.sha1(fh.read()).digest())
-    except OSError:
-        pass
-    return digest.hexdigest()
-
-
-def scan_depth(recursive: bool, repeats_from_folder_names: bool) -> int | None:
-    """How deep load_dataset looks: all levels, one level (kohya `N_name` folders), or the root only."""
-    if recursive:
-        return None
-    return 1 if repeats_from_folder_names else 0
-
-
-def with_editor_edits(dataset, report: str):
-    """The dataset editor's exclusions and crop instructions (if the folder has any) applied."""
-    edits = read_edits(dataset.root)
-    if not edits.excluded and not edits.crops:
-        return dataset, report
-    edited, stats = apply_edits(dataset, edits)
-    note = (f"Dataset editor: {stats['excluded']} image(s) excluded from training, {stats['cropped']} with a "
-            f"crop instruction (see {SIDECAR_NAME}; Edit dataset... to change).")
-    return edited, report + "\n" + note
 
 
 class HypernetworkLoadDataset:

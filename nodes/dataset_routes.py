@@ -1,6 +1,6 @@
 """HTTP routes of the dataset editor, under /hypernetwork/dataset/ (thin: the logic is in hypernet/).
 
-Every request names a `folder` as LoadDataset does; `hypernet.dataset_roots.resolve_folder`
+Every request names a `folder` as LoadDataset does; `hypernet.data.roots.resolve_folder`
 allows only ComfyUI's input and output folders and the roots the user configured (README,
 "Dataset editor"). Images are named by their relative names from the listing. Answers:
 400 malformed request, 403 folder/name outside the allowed folders, 404 missing, 409 the files
@@ -28,14 +28,14 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..hypernet import caption_save
-from ..hypernet.dataset_edit import EditOp, plan_bulk
-from ..hypernet.dataset_index import (Filter, Listing, ScanCache, entry_tag_counts, list_page, resolve_image, scan_folder,
+from ..hypernet.data import caption_save
+from ..hypernet.data.edit import EditOp, plan_bulk
+from ..hypernet.data.index import (Filter, Listing, ScanCache, entry_tag_counts, list_page, resolve_image, scan_folder,
                                       with_overrides)
-from ..hypernet.dataset_roots import CONFIG_NAME, FolderRefused, configured_roots, resolve_folder
-from ..hypernet.dataset_sidecar import SIDECAR_NAME, ConflictError, Edits, read_edits, validate_box, write_edits
-from ..hypernet.dataset_thumbs import thumbnail_jpeg
-from ..hypernet.images import BadImageError, SUPPORTED_EXTENSIONS
+from ..hypernet.data.images import BadImageError, SUPPORTED_EXTENSIONS
+from ..hypernet.data.roots import CONFIG_NAME, FolderRefused, configured_roots, resolve_folder
+from ..hypernet.data.sidecar import SIDECAR_NAME, ConflictError, Edits, read_edits, validate_box, write_edits
+from ..hypernet.data.thumbs import thumbnail_jpeg
 from . import bridge
 
 logger = logging.getLogger(__name__)
@@ -299,8 +299,8 @@ def restore_point(data: dict[str, Any]) -> dict[str, Any]:
 
 def vocabulary(data: dict[str, Any]) -> dict[str, Any]:
     """Tag names from the first installed WD14 tagger's selected_tags.csv (empty when none)."""
-    from ..hypernet.tagger_files import find_taggers
-    from ..hypernet.tagger_tags import format_tag, load_tag_table
+    from ..hypernet.tagger.files import find_taggers
+    from ..hypernet.tagger.tags import format_tag, load_tag_table
 
     bridge.register_model_folders()
     for name, files in sorted(find_taggers(bridge.model_folders(bridge.TAGGER_FOLDER)).items()):

@@ -10,9 +10,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from ..hypernet.fileio import load_hypernetwork
-from ..hypernet.health import network_warnings
-from ..hypernet.module import Hypernetwork
+from ..hypernet.network.fileio import load_hypernetwork
+from ..hypernet.network.health import network_warnings
+from ..hypernet.network.module import Hypernetwork
 from . import bridge
 
 logger = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..hypernet.autosize import OBJECTIVES
-from ..hypernet.dataset_preview import preview_tensor
-from ..hypernet.preprocess import preprocess
-from ..hypernet.preprocess_config import CAPTION_ACTIONS, IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
+from ..hypernet.data.preview import preview_tensor
+from ..hypernet.preprocess.autosize import OBJECTIVES
+from ..hypernet.preprocess.config import CAPTION_ACTIONS, IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
+from ..hypernet.preprocess.pipeline import preprocess
 from . import bridge
 from .dataset import HostProgress
 from .sockets import CATEGORY_DATASET, HN_DATASET

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..hypernet.fileio import optim_path
-from ..hypernet.health import network_warnings
+from ..hypernet.network.fileio import optim_path
+from ..hypernet.network.health import network_warnings
 from . import bridge, network_files
 
 logger = logging.getLogger(__name__)

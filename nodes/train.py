@@ -3,33 +3,37 @@ from __future__ import annotations
 
 import json
 
-from ..hypernet.checkpoints import RunFolder
-from ..hypernet.fileio import load_hypernetwork
-from ..hypernet.loss_plot import render_loss_plot
-from ..hypernet.names import safe_name
-from ..hypernet.train_config import LATENT_SAMPLING, TrainConfig
-from ..hypernet.trainer import copy_network
+from ..hypernet.network.fileio import load_hypernetwork
+from ..hypernet.train.checkpoints import RunFolder
+from ..hypernet.train.config import LATENT_SAMPLING, TrainConfig
+from ..hypernet.train.loss_plot import render_loss_plot
+from ..hypernet.train.preview import PreviewSettings
+from ..hypernet.train.trainer import copy_network
+from ..hypernet.util.names import safe_name
 from . import bridge, network_files
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image
 from .train_options import OPTION_NAMES, option_defaults
-from .training_session import PreviewSettings, TrainingSession
+from .training_session import TrainingSession
+
+_CONFIG = TrainConfig()  # the widgets' defaults are the config's
 
 _REQUIRED = {
-    "template": ("STRING", {"default": "[filewords], [name]", "multiline": True,
+    "template": ("STRING", {"default": _CONFIG.template, "multiline": True,
                             "tooltip": "Prompt template, one line per variant: [filewords] = the caption, "
                                        "[name] = the hypernetwork name (A1111)."}),
-    "learning_rate": ("STRING", {"default": "1e-5",
+    "learning_rate": ("STRING", {"default": _CONFIG.learning_rate,
                                  "tooltip": "A1111 schedule: '5e-6:12000, 5e-7:30000' (rate until step), or one "
                                             "rate. Training ends where the schedule ends."}),
-    "steps": ("INT", {"default": 1000, "min": 1, "max": 10_000_000, "tooltip": "Maximum optimizer steps in total."}),
-    "batch_size": ("INT", {"default": 1, "min": 1, "max": 256,
+    "steps": ("INT", {"default": _CONFIG.steps, "min": 1, "max": 10_000_000,
+                      "tooltip": "Maximum optimizer steps in total."}),
+    "batch_size": ("INT", {"default": _CONFIG.batch_size, "min": 1, "max": 256,
                            "tooltip": "Images per micro-batch (always of one size/bucket)."}),
-    "grad_accumulation_steps": ("INT", {"default": 1, "min": 1, "max": 1024,
+    "grad_accumulation_steps": ("INT", {"default": _CONFIG.grad_accumulation_steps, "min": 1, "max": 1024,
                                         "tooltip": "Micro-batches summed into one optimizer step."}),
-    "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+    "seed": ("INT", {"default": _CONFIG.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                      "tooltip": "Seeds batch order, noise, timesteps and tag shuffling (resume-exact)."}),
-    "save_every": ("INT", {"default": 100, "min": 0, "max": 1_000_000,
+    "save_every": ("INT", {"default": _CONFIG.save_every, "min": 0, "max": 1_000_000,
                            "tooltip": "Write <name>-<step>.pt + .optim every N steps (0 = only at the end)."}),
     "resume": ("BOOLEAN", {"default": True,
                            "tooltip": "Continue from the newest matching checkpoint of this name, if any."}),
@@ -39,10 +43,11 @@ _OPTIONAL = {
     "hypernetwork": (HYPERNETWORK, {"tooltip": "The network to train (from Create Hypernetwork); overrides the file."}),
     "options": (HN_TRAIN_OPTIONS, {"tooltip": "Rarely changed settings: connect Hypernetwork Training Options and/or "
                                               "Hypernetwork Preview Options (defaults apply without them)."}),
-    "shuffle_tags": ("BOOLEAN", {"default": False, "tooltip": "Shuffle the caption's comma-separated tags each use."}),
-    "tag_dropout": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+    "shuffle_tags": ("BOOLEAN", {"default": _CONFIG.shuffle_tags,
+                                 "tooltip": "Shuffle the caption's comma-separated tags each use."}),
+    "tag_dropout": ("FLOAT", {"default": _CONFIG.tag_dropout, "min": 0.0, "max": 1.0, "step": 0.05,
                               "tooltip": "Probability of dropping each tag each use."}),
-    "latent_sampling": (list(LATENT_SAMPLING), {"default": "once",
+    "latent_sampling": (list(LATENT_SAMPLING), {"default": _CONFIG.latent_sampling,
                                                 "tooltip": "once: one VAE sample per image; deterministic: the "
                                                            "mean; random: a new sample every step."}),
     "settings_json": ("STRING", {"default": "", "multiline": True,
@@ -133,18 +138,17 @@ class TrainHypernetwork:
 
     def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
               grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
-              overwrite=False, options=None, unique_id=None, prompt=None, shuffle_tags=False, tag_dropout=0.0,
-              latent_sampling="once", **legacy):
+              overwrite=False, options=None, unique_id=None, prompt=None, shuffle_tags=_CONFIG.shuffle_tags,
+              tag_dropout=_CONFIG.tag_dropout, latent_sampling=_CONFIG.latent_sampling, **legacy):
         options = resolve_options(options, legacy_options(prompt, unique_id), legacy)
         options.update(shuffle_tags=shuffle_tags, tag_dropout=tag_dropout, latent_sampling=latent_sampling)
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
                               grad_accumulation_steps=grad_accumulation_steps, seed=seed, save_every=save_every,
                               settings_json=settings_json, **options)
-        preview = PreviewSettings(prompt=options.get("preview_prompt", ""),
-                                  negative=options.get("preview_negative", ""),
-                                  seed=options.get("preview_seed", 0), steps=options.get("preview_steps", 20),
-                                  cfg=options.get("preview_cfg", 7.0), sampler=options.get("preview_sampler", "euler"))
+        preview = PreviewSettings(prompt=options["preview_prompt"], negative=options["preview_negative"],
+                                  seed=options["preview_seed"], steps=options["preview_steps"],
+                                  cfg=options["preview_cfg"], sampler=options["preview_sampler"])
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),

@@ -4,72 +4,83 @@ TrainHypernetwork keeps the inputs most runs change; optimizer, scheduler, curri
 rollback and preview settings live on `HypernetworkTrainingOptions` and
 `HypernetworkPreviewOptions`, which pass one dict through a single `HN_TRAIN_OPTIONS` socket.
 Each options node takes an optional incoming options dict and adds its own values, so they
-chain in any order. Defaults are the Train node's former defaults, so a Train node without
-options trains exactly as before. One table per node (name, type, default, tooltip, extra
-widget settings) is the single source for the node inputs, the defaults and the legacy inputs.
+chain in any order. One table per node (name, type, default, tooltip, extra widget settings) is
+the single source for the node inputs and the legacy inputs; the defaults themselves come from
+the core (`TrainConfig`, `PreviewSettings`), so a Train node without options trains exactly as
+a TrainConfig with its defaults.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..hypernet.train_config import (CLIP_GRAD_MODES, LOSS_TYPES, PREVIEW_SEED_MODES, SCHEDULERS,
-                                     TRAINING_DTYPES)
+from ..hypernet.train.config import (CLIP_GRAD_MODES, LOSS_TYPES, PREVIEW_SEED_MODES, SCHEDULERS,
+                                     TRAINING_DTYPES, TrainConfig)
+from ..hypernet.train.preview import PreviewSettings
 from . import bridge
 from .sockets import CATEGORY_TRAINING, HN_TRAIN_OPTIONS
 
 # (name, type or list of choices or a function returning them, default, tooltip, widget extras)
 OptionRow = tuple[str, Any, Any, str, dict]
 
+_CONFIG = TrainConfig()  # the defaults
+_PREVIEW = PreviewSettings()
+
 TRAINING_OPTIONS: list[OptionRow] = [
-    ("clip_grad_mode", list(CLIP_GRAD_MODES), "none", "Gradient clipping (after unscaling).", {}),
-    ("clip_grad_value", "STRING", "0.1", "Clip value; schedule syntax allowed.", {}),
-    ("adamw_weight_decay", "FLOAT", 0.01, "AdamW weight decay (torch's default, what A1111 used).",
+    ("clip_grad_mode", list(CLIP_GRAD_MODES), _CONFIG.clip_grad_mode, "Gradient clipping (after unscaling).", {}),
+    ("clip_grad_value", "STRING", _CONFIG.clip_grad_value, "Clip value; schedule syntax allowed.", {}),
+    ("adamw_weight_decay", "FLOAT", _CONFIG.weight_decay, "AdamW weight decay (torch's default, what A1111 used).",
      {"min": 0.0, "max": 0.99, "step": 0.001}),
-    ("adamw_beta1", "FLOAT", 0.9, "AdamW beta1.", {"min": 0.0, "max": 0.9999, "step": 0.001}),
-    ("adamw_beta2", "FLOAT", 0.999, "AdamW beta2.", {"min": 0.0, "max": 0.99999, "step": 0.0001}),
-    ("adamw_eps", "FLOAT", 1e-8, "AdamW epsilon.", {"min": 1e-12, "max": 1e-2, "step": 1e-9}),
-    ("training_dtype", list(TRAINING_DTYPES), "fp32",
+    ("adamw_beta1", "FLOAT", _CONFIG.adamw_beta1, "AdamW beta1.", {"min": 0.0, "max": 0.9999, "step": 0.001}),
+    ("adamw_beta2", "FLOAT", _CONFIG.adamw_beta2, "AdamW beta2.", {"min": 0.0, "max": 0.99999, "step": 0.0001}),
+    ("adamw_eps", "FLOAT", _CONFIG.adamw_eps, "AdamW epsilon.", {"min": 1e-12, "max": 1e-2, "step": 1e-9}),
+    ("training_dtype", list(TRAINING_DTYPES), _CONFIG.training_dtype,
      "Autocast dtype for the model forward; the hypernetwork itself always stays fp32.", {}),
-    ("gradient_checkpointing", "BOOLEAN", False, "Recompute transformer blocks in backward: less memory.", {}),
-    ("clip_skip", "INT", 1, "1 = last CLIP layer (A1111 default).", {"min": 1, "max": 12}),
-    ("loss_type", list(LOSS_TYPES), "mse", "mse (A1111), l1 or huber.", {}),
-    ("huber_delta", "FLOAT", 0.1, "huber loss: where it turns from quadratic to linear.",
+    ("gradient_checkpointing", "BOOLEAN", _CONFIG.gradient_checkpointing,
+     "Recompute transformer blocks in backward: less memory.", {}),
+    ("clip_skip", "INT", _CONFIG.clip_skip, "1 = last CLIP layer (A1111 default).", {"min": 1, "max": 12}),
+    ("loss_type", list(LOSS_TYPES), _CONFIG.loss_type, "mse (A1111), l1 or huber.", {}),
+    ("huber_delta", "FLOAT", _CONFIG.huber_delta, "huber loss: where it turns from quadratic to linear.",
      {"min": 1e-4, "max": 10.0, "step": 0.01}),
-    ("scheduler", list(SCHEDULERS), "a1111",
+    ("scheduler", list(SCHEDULERS), _CONFIG.scheduler,
      "a1111: the schedule string; cosine_restarts: MonkeyPatch's cosine annealing with warm restarts "
      "from its first rate.", {}),
-    ("cosine_cycle_steps", "INT", 64, "cosine_restarts: steps in the first cycle.", {"min": 1, "max": 1_000_000}),
-    ("cosine_cycle_mult", "FLOAT", 1.0, "cosine_restarts: each cycle is this much longer than the last.",
+    ("cosine_cycle_steps", "INT", _CONFIG.cosine_cycle_steps,
+     "cosine_restarts: steps in the first cycle.", {"min": 1, "max": 1_000_000}),
+    ("cosine_cycle_mult", "FLOAT", _CONFIG.cosine_cycle_mult,
+     "cosine_restarts: each cycle is this much longer than the last.",
      {"min": 1.0, "max": 10.0, "step": 0.1}),
-    ("cosine_warmup_steps", "INT", 5, "cosine_restarts: linear warm-up steps at the start of each cycle.",
+    ("cosine_warmup_steps", "INT", _CONFIG.cosine_warmup_steps,
+     "cosine_restarts: linear warm-up steps at the start of each cycle.",
      {"min": 0, "max": 100_000}),
-    ("cosine_min_lr", "FLOAT", 6e-7, "cosine_restarts: the lowest learning rate of a cycle.",
+    ("cosine_min_lr", "FLOAT", _CONFIG.cosine_min_lr, "cosine_restarts: the lowest learning rate of a cycle.",
      {"min": 1e-12, "max": 1.0, "step": 1e-7}),
-    ("cosine_gamma", "FLOAT", 1.0, "cosine_restarts: the peak rate is multiplied by this each cycle.",
+    ("cosine_gamma", "FLOAT", _CONFIG.cosine_gamma, "cosine_restarts: the peak rate is multiplied by this each cycle.",
      {"min": 0.01, "max": 1.0, "step": 0.01}),
-    ("save_at_cycle_end", "BOOLEAN", False, "cosine_restarts: also save and preview at the end of every cycle.", {}),
-    ("timestep_curriculum", "BOOLEAN", False,
+    ("save_at_cycle_end", "BOOLEAN", _CONFIG.save_at_cycle_end,
+     "cosine_restarts: also save and preview at the end of every cycle.", {}),
+    ("timestep_curriculum", "BOOLEAN", _CONFIG.timestep_curriculum,
      "Sample timesteps up to a maximum that rises through each cycle (the whole run for the a1111 scheduler).", {}),
-    ("rollback", "BOOLEAN", True,
+    ("rollback", "BOOLEAN", _CONFIG.rollback,
      "On divergence or repeated NaN, go back to the last checkpoint with a lower learning rate.", {}),
-    ("rollback_lr_factor", "FLOAT", 0.1, "Learning-rate multiplier applied at each rollback.",
+    ("rollback_lr_factor", "FLOAT", _CONFIG.rollback_lr_factor, "Learning-rate multiplier applied at each rollback.",
      {"min": 0.001, "max": 0.99, "step": 0.01}),
-    ("max_rollbacks", "INT", 3, "Stop after this many rollbacks.", {"min": 0, "max": 100}),
+    ("max_rollbacks", "INT", _CONFIG.max_rollbacks, "Stop after this many rollbacks.", {"min": 0, "max": 100}),
 ]
 
 PREVIEW_OPTIONS: list[OptionRow] = [
-    ("preview_every", "INT", 0, "Render a preview every N steps (0 = off).", {"min": 0, "max": 1_000_000}),
-    ("preview_prompt", "STRING", "",
+    ("preview_every", "INT", _CONFIG.preview_every,
+     "Render a preview every N steps (0 = off).", {"min": 0, "max": 1_000_000}),
+    ("preview_prompt", "STRING", _PREVIEW.prompt,
      "Preview prompt (empty = the training template filled for the first image, as A1111 does).",
      {"multiline": True}),
-    ("preview_negative", "STRING", "", "Preview negative prompt.", {"multiline": True}),
-    ("preview_seed", "INT", 0, "Preview seed.", {"min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
-    ("preview_seed_mode", list(PREVIEW_SEED_MODES), "fixed",
+    ("preview_negative", "STRING", _PREVIEW.negative, "Preview negative prompt.", {"multiline": True}),
+    ("preview_seed", "INT", _PREVIEW.seed, "Preview seed.", {"min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
+    ("preview_seed_mode", list(PREVIEW_SEED_MODES), _CONFIG.preview_seed_mode,
      "fixed: every preview uses preview_seed, so previews compare across steps; random: a new seed per "
      "preview (A1111's -1).", {}),
-    ("preview_steps", "INT", 20, "Preview sampling steps.", {"min": 1, "max": 200}),
-    ("preview_cfg", "FLOAT", 7.0, "Preview CFG.", {"min": 0.0, "max": 100.0, "step": 0.1}),
-    ("preview_sampler", bridge.sampler_names, "euler", "Preview sampler.", {}),
+    ("preview_steps", "INT", _PREVIEW.steps, "Preview sampling steps.", {"min": 1, "max": 200}),
+    ("preview_cfg", "FLOAT", _PREVIEW.cfg, "Preview CFG.", {"min": 0.0, "max": 100.0, "step": 0.1}),
+    ("preview_sampler", bridge.sampler_names, _PREVIEW.sampler, "Preview sampler.", {}),
 ]
 
 ALL_OPTIONS: list[OptionRow] = TRAINING_OPTIONS + PREVIEW_OPTIONS

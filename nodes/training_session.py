@@ -1,6 +1,6 @@
 """One training run, glued from the node's sockets: caches, objective, previews, UI events.
 
-All host access goes through `bridge`; the loop itself is `hypernet.trainer.Trainer`.
+All host access goes through `bridge`; the loop itself is `hypernet.train.trainer.Trainer`.
 """
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 
-from ..hypernet.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
-from ..hypernet.checkpoints import RunFolder
-from ..hypernet.dataset import Dataset, load_item_image
-from ..hypernet.final_file import FinalFileGuard, final_file_note
-from ..hypernet.module import Hypernetwork
-from ..hypernet.patch import HypernetworkPatch, require_match
-from ..hypernet.preview import PreviewSeeds, default_preview_prompt
-from ..hypernet.templates import parse_template
-from ..hypernet.train_batches import BatchPlan
-from ..hypernet.train_cache import LatentCache, PromptCache
-from ..hypernet.train_config import TrainConfig
-from ..hypernet.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from ..hypernet.data.dataset import Dataset, load_item_image
+from ..hypernet.network.module import Hypernetwork
+from ..hypernet.network.patch import HypernetworkPatch, require_match
+from ..hypernet.train.batches import BatchPlan
+from ..hypernet.train.cache import LatentCache, PromptCache
+from ..hypernet.train.checkpoints import RunFolder
+from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.final_file import FinalFileGuard, final_file_note
+from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
+from ..hypernet.train.templates import parse_template
+from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
 from . import bridge
 from .tensors import image_to_pil, pil_to_image
 
@@ -32,17 +32,6 @@ logger = logging.getLogger(__name__)
 
 # A temp file of ours this much older than the run's start is left over from a killed save.
 STALE_TEMP_AGE_S = 60
-
-
-@dataclass
-class PreviewSettings:
-    prompt: str = ""
-    negative: str = ""
-    seed: int = 0
-    steps: int = 20
-    cfg: float = 7.0
-    sampler: str = "euler"
-    scheduler: str = "normal"
 
 
 @dataclass
@@ -134,8 +123,8 @@ class TrainingSession:
             negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
             latent = bridge.empty_latent(width, height)
             seed = self._preview_seeds.next(step)
-            samples = bridge.sample(training_model.patcher, seed, settings.steps, settings.cfg,
-                                    settings.sampler, settings.scheduler, positive, negative, latent)
+            samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
+                                                    settings.scheduler, positive, negative, latent)
             image = bridge.decode(self.vae, samples)
         pil = image_to_pil(image)[0]
         path = self.run_folder.preview_path(step)
@@ -156,7 +145,7 @@ class TrainingSession:
         self._progress = bridge.Progress(total)
         self._set_base_model()
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
-        bridge.release_from_device(self.vae.patcher)
+        bridge.release_vae_from_device(self.vae)
         encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
         prompts = PromptCache(parse_template(config.template), self.network.name,
                               [item.caption for item in self.dataset.items], config.caption_config(), config.seed,

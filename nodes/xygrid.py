@@ -1,10 +1,10 @@
 """HypernetworkXYGrid: an A1111-style X/Y comparison grid of hypernetworks and sampling settings."""
 from __future__ import annotations
 
-from ..hypernet.grid_values import AxisType, parse_numbers
+from ..hypernet.grid.plan import BaseSettings
+from ..hypernet.grid.values import AxisType, parse_numbers
 from . import bridge
 from .sockets import CATEGORY_GENERATION, HYPERNETWORK
-from .xygrid_plan import BaseSettings
 from .xygrid_run import run_xy_grid
 
 AXIS_TYPES = [t.value for t in AxisType]

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..hypernet.atomic import atomic_write_with, require_writable_folder
-from ..hypernet.grid_image import compose_grid, grid_png_info
-from ..hypernet.grid_values import AxisContext, AxisValues, check_grid_size, parse_axis
-from ..hypernet.module import Hypernetwork
+from ..hypernet.grid.image import compose_grid, grid_png_info
+from ..hypernet.grid.plan import CONNECTED, BaseSettings, CellSettings, axis_title, files_on_axes, plan_cells
+from ..hypernet.grid.values import AxisContext, AxisValues, check_grid_size, parse_axis
+from ..hypernet.network.module import Hypernetwork
+from ..hypernet.util.atomic import atomic_write_with, require_writable_folder
 from . import bridge, network_files
 from .apply import apply_to_model
-from .xygrid_plan import CONNECTED, BaseSettings, CellSettings, axis_title, files_on_axes, plan_cells
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 // model it was trained on, attention widths), read from the pack's GET /hypernetwork/info route.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { chainMethod, keepPackWidgetsUnsaved } from "./hn_events.js";
+import { addPackWidget, forPackNode, packElement, textBoxStyle } from "./hn_dom_widget.js";
+import { chainMethod } from "./hn_events.js";
 
 const NODE_TYPE = "ApplyHypernetwork";
 const NAME_WIDGET = "hypernetwork_name";
@@ -51,32 +52,19 @@ export function wrappedLines(text, nodeWidth) {
 
 app.registerExtension({
 	name: "hypernetwork.applyInfo",
-	async beforeRegisterNodeDef(nodeType, nodeData) {
-		if (nodeData.name !== NODE_TYPE) return;
-
-		keepPackWidgetsUnsaved(nodeType);
+	beforeRegisterNodeDef: forPackNode(NODE_TYPE, (nodeType) => {
 		chainMethod(nodeType.prototype, "onNodeCreated", function () {
-			const element = document.createElement("div");
-			element.className = "hn-apply-info";
-			Object.assign(element.style, {
-				font: "11px monospace",
+			const element = packElement("hn-apply-info", textBoxStyle({
 				lineHeight: `${LINE_HEIGHT}px`,
-				color: "var(--input-text, #ddd)",
-				background: "var(--comfy-input-bg, #222)",
-				borderRadius: "4px",
 				padding: "4px 6px",
 				whiteSpace: "pre-wrap",
 				overflow: "auto",
-				boxSizing: "border-box",
-			});
-			const widget = this.addDOMWidget("hn_file_info", "hn_info", element, {
-				serialize: false,
-				hideOnZoom: false,
+			}));
+			const widget = addPackWidget(this, "hn_file_info", "hn_info", element, {
 				// 2 x 10 px widget margin + padding and border, then the lines as wrapped at the
 				// node's width (so the box grows with its text instead of clipping it)
 				getMinHeight: () => 30 + LINE_HEIGHT * wrappedLines(element.textContent, this.size[0]),
 			});
-			widget.serializeValue = () => undefined;
 
 			let request = 0;
 			const show = (text, state) => {
@@ -121,5 +109,5 @@ app.registerExtension({
 		chainMethod(nodeType.prototype, "onConfigure", function () {
 			this.hnApplyInfo?.refresh();
 		});
-	},
+	}),
 });

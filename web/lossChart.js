@@ -3,7 +3,8 @@
 // replaced by the node's `loss` output when the run ends (or is restored after a reload).
 import { app } from "../../scripts/app.js";
 import { drawLossChart } from "./hn_chart.js";
-import { chainMethod, listenForNode, orderPackWidgets, keepPackWidgetsUnsaved } from "./hn_events.js";
+import { addPackWidget, forPackNode, packElement } from "./hn_dom_widget.js";
+import { chainMethod, listenForNode } from "./hn_events.js";
 import { parseLenientJSON } from "./hn_history.js";
 
 const NODE_TYPE = "TrainHypernetwork";
@@ -55,8 +56,7 @@ export class LossSeries {
 }
 
 function addChartWidget(node) {
-	const element = document.createElement("div");
-	element.className = "hn-loss-chart";
+	const element = packElement("hn-loss-chart");
 	const canvas = document.createElement("canvas");
 	Object.assign(canvas.style, { width: "100%", height: "100%", display: "block", borderRadius: "4px" });
 	element.append(canvas);
@@ -82,27 +82,20 @@ function addChartWidget(node) {
 		node.setDirtyCanvas?.(true, false);
 	};
 
-	const widget = node.addDOMWidget(WIDGET_NAME, "hn_chart", element, {
-		serialize: false,
-		hideOnZoom: false,
+	const widget = addPackWidget(node, WIDGET_NAME, "hn_chart", element, {
 		getMinHeight: () => 180,
 		getHeight: () => 220,
 		onDraw: redraw,
 	});
-	widget.serializeValue = () => undefined;
 	const chart = { widget, canvas, series, changed, redraw, pointsDrawn: 0 };
 	return chart;
 }
 
 app.registerExtension({
 	name: "hypernetwork.lossChart",
-	async beforeRegisterNodeDef(nodeType, nodeData) {
-		if (nodeData.name !== NODE_TYPE) return;
-
-		keepPackWidgetsUnsaved(nodeType);
+	beforeRegisterNodeDef: forPackNode(NODE_TYPE, (nodeType) => {
 		chainMethod(nodeType.prototype, "onNodeCreated", function () {
 			const chart = (this.hnLossChart = addChartWidget(this));
-			orderPackWidgets(this);
 			listenForNode(this, "hypernetwork.train.progress", (detail) => {
 				chart.series.addStep(detail.step, detail.loss, detail.lr);
 				chart.changed();
@@ -123,5 +116,5 @@ app.registerExtension({
 				console.warn("hypernetwork.lossChart: unreadable loss output", error);
 			}
 		});
-	},
+	}),
 });

@@ -4,7 +4,8 @@
 // second copy of what this widget shows.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { chainMethod, listenForNode, orderPackWidgets, keepPackWidgetsUnsaved } from "./hn_events.js";
+import { addPackWidget, forPackNode, packElement } from "./hn_dom_widget.js";
+import { chainMethod, listenForNode } from "./hn_events.js";
 
 const NODE_TYPE = "TrainHypernetwork";
 
@@ -24,15 +25,11 @@ function stepFromName(filename) {
 
 app.registerExtension({
 	name: "hypernetwork.trainPreview",
-	async beforeRegisterNodeDef(nodeType, nodeData) {
-		if (nodeData.name !== NODE_TYPE) return;
-
-		keepPackWidgetsUnsaved(nodeType);
+	beforeRegisterNodeDef: forPackNode(NODE_TYPE, (nodeType) => {
 		chainMethod(nodeType.prototype, "onNodeCreated", function () {
 			// The host sets the widget element's `display` while drawing, so the flex layout lives
 			// on an inner box.
-			const element = document.createElement("div");
-			element.className = "hn-train-preview";
+			const element = packElement("hn-train-preview");
 			const box = document.createElement("div");
 			Object.assign(box.style, { display: "flex", flexDirection: "column", alignItems: "center", height: "100%" });
 			const img = document.createElement("img");
@@ -43,13 +40,10 @@ app.registerExtension({
 			caption.textContent = "preview: none yet (set preview_every)";
 			box.append(img, caption);
 			element.append(box);
-			const widget = this.addDOMWidget("hn_train_preview", "hn_preview", element, {
-				serialize: false,
-				hideOnZoom: false,
+			const widget = addPackWidget(this, "hn_train_preview", "hn_preview", element, {
 				getMinHeight: () => 140,
 				getHeight: () => 180,
 			});
-			widget.serializeValue = () => undefined;
 			const show = (image, step) => {
 				img.src = viewUrl(image);
 				img.style.display = "";
@@ -57,7 +51,6 @@ app.registerExtension({
 				this.hnTrainPreview.image = image;
 			};
 			this.hnTrainPreview = { element, img, caption, widget, show, image: null };
-			orderPackWidgets(this);
 			listenForNode(this, "hypernetwork.train.preview", (detail) => show(detail.image, detail.step));
 		});
 
@@ -68,5 +61,5 @@ app.registerExtension({
 			const last = images[images.length - 1];
 			this.hnTrainPreview.show(last, stepFromName(last.filename));
 		});
-	},
+	}),
 });

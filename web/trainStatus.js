@@ -1,7 +1,8 @@
 // Train Hypernetwork: one status line (step / max, loss, learning rate, ETA) from the
 // `hypernetwork.train.*` events; after the run (or a reload) the summary of the node's output.
 import { app } from "../../scripts/app.js";
-import { chainMethod, listenForNode, orderPackWidgets, keepPackWidgetsUnsaved } from "./hn_events.js";
+import { addPackWidget, forPackNode, packElement, textBoxStyle } from "./hn_dom_widget.js";
+import { chainMethod, listenForNode } from "./hn_events.js";
 import { parseLenientJSON } from "./hn_history.js";
 
 const NODE_TYPE = "TrainHypernetwork";
@@ -49,34 +50,21 @@ export function summaryLine(history) {
 
 app.registerExtension({
 	name: "hypernetwork.trainStatus",
-	async beforeRegisterNodeDef(nodeType, nodeData) {
-		if (nodeData.name !== NODE_TYPE) return;
-
-		keepPackWidgetsUnsaved(nodeType);
+	beforeRegisterNodeDef: forPackNode(NODE_TYPE, (nodeType) => {
 		chainMethod(nodeType.prototype, "onNodeCreated", function () {
-			const element = document.createElement("div");
-			element.className = "hn-train-status";
-			Object.assign(element.style, {
-				font: "11px monospace",
-				color: "var(--input-text, #ddd)",
-				background: "var(--comfy-input-bg, #222)",
-				borderRadius: "4px",
+			const element = packElement("hn-train-status", textBoxStyle({
 				padding: "3px 6px",
 				// wraps instead of being cut at the node's width (the new frontend's DOM widgets
 				// clip a single long line); the widget is as tall as up to three lines
 				whiteSpace: "normal",
 				overflowWrap: "anywhere",
 				overflowY: "auto",
-				boxSizing: "border-box",
-			});
+			}));
 			element.textContent = "not trained in this session yet";
-			const widget = this.addDOMWidget("hn_train_status", "hn_status", element, {
-				serialize: false,
-				hideOnZoom: false,
+			const widget = addPackWidget(this, "hn_train_status", "hn_status", element, {
 				getMinHeight: () => 34,
 				getMaxHeight: () => 58,
 			});
-			widget.serializeValue = () => undefined;
 			let shown = false;
 			const show = (text, title) => {
 				element.textContent = text;
@@ -84,7 +72,6 @@ app.registerExtension({
 				shown = true;
 			};
 			this.hnTrainStatus = { element, widget, show, hasData: () => shown };
-			orderPackWidgets(this);
 			listenForNode(this, "hypernetwork.train.progress", (detail) => show(progressLine(detail)));
 			listenForNode(this, "hypernetwork.train.checkpoint", (detail) =>
 				show(`${element.textContent.split("  ·  saved")[0]}  ·  saved step ${detail.step}`, detail.path));
@@ -102,5 +89,5 @@ app.registerExtension({
 				console.warn("hypernetwork.trainStatus: unreadable loss output", error);
 			}
 		});
-	},
+	}),
 });

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import load_hypernetwork, optim_path, save_hypernetwork
-from hypernet.module import Hypernetwork
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import load_hypernetwork, optim_path, save_hypernetwork
+from hypernet.network.module import Hypernetwork
 
 ROUTE = "/hypernetwork/info"
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import load_hypernetwork, optim_path, save_hypernetwork
-from hypernet.module import Hypernetwork
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import load_hypernetwork, optim_path, save_hypernetwork
+from hypernet.network.module import Hypernetwork
 from tests.support.datasets import make_shapes_dataset
 from tests.support.graphs import Graph, tiny_txt2img
 from tests.support.server import PromptError

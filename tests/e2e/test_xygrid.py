@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import save_hypernetwork
-from hypernet.module import Hypernetwork
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import save_hypernetwork
+from hypernet.network.module import Hypernetwork
 from tests.support.networks import loud_weights
 from tests.support.graphs import Graph, tiny_txt2img
 from tests.support.server import PromptError

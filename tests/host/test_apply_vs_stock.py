@@ -44,13 +44,13 @@ def make_file(comfy_host, name, activation, layer_norm, seed=0, activate_output=
     hn = comfy_host.pack.hypernet
     if activate_output is None:
         activate_output = layer_norm and activation != "linear"
-    config = hn.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func=activation,
+    config = hn.network.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func=activation,
                                           is_layer_norm=layer_norm, activate_output=activate_output,
                                           sizes=[768, 32, 64], seed=seed)
-    network = hn.module.Hypernetwork.create(config)
+    network = hn.network.module.Hypernetwork.create(config)
     loud_weights(network, seed + 100)
     path = comfy_host.models_dir / "hypernetworks" / f"{name}.pt"
-    hn.fileio.save_hypernetwork(network, path)
+    hn.network.fileio.save_hypernetwork(network, path)
     return f"{name}.pt"
 
 
@@ -105,8 +105,8 @@ def test_apply_never_mutates_the_incoming_model(comfy_host, tiny):
 def test_network_with_no_matching_width_is_an_error(comfy_host, tiny):
     hn = comfy_host.pack.hypernet
     model, _, _ = tiny
-    config = hn.config.HypernetworkConfig(name="sdxl_only", sizes=[2048, 1280])
-    network = hn.module.Hypernetwork.create(config)
+    config = hn.network.config.HypernetworkConfig(name="sdxl_only", sizes=[2048, 1280])
+    network = hn.network.module.Hypernetwork.create(config)
     with pytest.raises(ValueError, match="none match"):
         comfy_host.pack.nodes.apply.ApplyHypernetwork().apply(model, "none", 1.0, hypernetwork=network)
 
@@ -121,7 +121,7 @@ def test_stock_layer_norm_quirk(comfy_host, tiny):
     stock_patch = stock_module.load_hypernetwork_patch(str(path), 1.0)
     stock_k = stock_patch.hypernet[32][0]
     assert isinstance(stock_k[-1], torch.nn.LayerNorm) and isinstance(stock_k[-2], torch.nn.ReLU)
-    ours_k = hn.fileio.load_hypernetwork(path).pair(32)[0]
+    ours_k = hn.network.fileio.load_hypernetwork(path).pair(32)[0]
     assert not any(isinstance(m, torch.nn.ReLU) for m in list(ours_k.linear)[2:])
 
 
@@ -130,11 +130,11 @@ def test_dropout_networks_are_deterministic_here_and_random_in_the_stock_loader(
     never calls eval()), so two identical samplings differ; ours runs in eval mode and repeats."""
     hn = comfy_host.pack.hypernet
     model, positive, negative = tiny
-    config = hn.config.HypernetworkConfig(name="dropout_net", layer_structure=[1, 2, 2, 1], sizes=[768, 32, 64],
+    config = hn.network.config.HypernetworkConfig(name="dropout_net", layer_structure=[1, 2, 2, 1], sizes=[768, 32, 64],
                                           use_dropout=True, dropout_structure=[0, 0.3, 0.3, 0])
-    network = hn.module.Hypernetwork.create(config)
+    network = hn.network.module.Hypernetwork.create(config)
     loud_weights(network, 5)
-    hn.fileio.save_pt(network, comfy_host.models_dir / "hypernetworks" / "dropout_net.pt", stock_safe_dropout=False)
+    hn.network.fileio.save_pt(network, comfy_host.models_dir / "hypernetworks" / "dropout_net.pt", stock_safe_dropout=False)
     ours_a = sample(comfy_host, ours(comfy_host, model, "dropout_net.pt", 1.0), positive, negative)
     ours_b = sample(comfy_host, ours(comfy_host, model, "dropout_net.pt", 1.0), positive, negative)
     assert torch.equal(ours_a, ours_b)

@@ -49,28 +49,7 @@ def image_batch(probs: dict):
     return torch.from_numpy(pixels)[None]
 
 
-# ------------------------------------------------------------------ IS_CHANGED fingerprint
-
-
-def test_fingerprint_follows_what_load_dataset_reads(pack_module, tmp_path):
-    fingerprint = pack_module("nodes.dataset").folder_fingerprint
-    pattern_rgb(16, 16).save(tmp_path / "a.png")
-    (tmp_path / "a.txt").write_text("cat", encoding="utf-8")
-    (tmp_path / "10_sub").mkdir()
-    base = fingerprint(tmp_path, 0, ".txt")
-    assert fingerprint(tmp_path, 0, ".txt") == base, "stable while nothing changes"
-
-    (tmp_path / "a.txt").write_text("cat", encoding="utf-8")  # rewritten, same text
-    assert fingerprint(tmp_path, 0, ".txt") == base
-    (tmp_path / "a.txt").write_text("dog", encoding="utf-8")
-    recaptioned = fingerprint(tmp_path, 0, ".txt")
-    assert recaptioned != base
-
-    pattern_rgb(16, 16).save(tmp_path / "10_sub" / "deep.png")
-    assert fingerprint(tmp_path, 0, ".txt") == recaptioned, "subfolders are not scanned at depth 0"
-    assert fingerprint(tmp_path, 1, ".txt") != fingerprint(tmp_path, 0, ".txt")
-    pattern_rgb(20, 16).save(tmp_path / "a.png")
-    assert fingerprint(tmp_path, 0, ".txt") != recaptioned, "a replaced image changes the fingerprint"
+# ------------------------------------------------------------------ IS_CHANGED fingerprint (the digest itself: tests/unit/test_data_fingerprint.py)
 
 
 def test_is_changed_uses_the_scan_depth_of_the_inputs(pack_module, tmp_path):
@@ -127,7 +106,7 @@ def test_download_entry_fetches_into_the_first_tagger_folder_then_tags(pack_modu
     assert len(dataset) == 0
     assert sorted(p.name for p in tagger_folder.iterdir()) == [f"{KNOWN}.csv", f"{KNOWN}.onnx"]
     assert KNOWN in tagger.model_choices(), "the downloaded tagger is listed as installed"
-    assert KNOWN not in pack_module("hypernet.tagger_model").cached_models(), "unload_after frees the session"
+    assert KNOWN not in pack_module("hypernet.tagger.model").cached_models(), "unload_after frees the session"
 
 
 def test_missing_onnxruntime_names_the_install_command_before_downloading(pack_module, tagger_folder,
@@ -135,7 +114,7 @@ def test_missing_onnxruntime_names_the_install_command_before_downloading(pack_m
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing may be fetched
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     tagger = pack_module("nodes.tagger")
-    errors = pack_module("hypernet.tagger_errors")
+    errors = pack_module("hypernet.tagger.errors")
     with pytest.raises(errors.TaggerDependencyError) as caught:
         tagger.HypernetworkWD14Tag().tag(model=tagger.DOWNLOAD_PREFIX + KNOWN, image=image_batch({}),
                                          **tag_inputs())

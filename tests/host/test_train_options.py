@@ -16,7 +16,7 @@ def pack(comfy_host):
 
 def test_option_defaults_are_the_training_defaults(pack):
     options = pack.nodes.train_options.option_defaults()
-    config = pack.hypernet.train_config.TrainConfig()
+    config = pack.hypernet.train.config.TrainConfig()
     renames = {"adamw_weight_decay": "weight_decay"}
     config_fields = {f.name for f in dataclasses.fields(config)}
     checked = 0
@@ -26,11 +26,30 @@ def test_option_defaults_are_the_training_defaults(pack):
             assert getattr(config, field) == default, name
             checked += 1
     assert checked >= 20
-    preview = pack.nodes.training_session.PreviewSettings()
+    preview = pack.hypernet.train.preview.PreviewSettings()
     assert (options["preview_prompt"], options["preview_negative"], options["preview_seed"], options["preview_steps"],
             options["preview_cfg"], options["preview_sampler"]) == (preview.prompt, preview.negative, preview.seed,
                                                                     preview.steps, preview.cfg, preview.sampler)
     assert options["preview_seed_mode"] == "fixed" and config.preview_seed_mode == "fixed"
+
+
+def test_train_node_widget_defaults_are_the_training_defaults(pack):
+    """The Train node's own widgets and its Python defaults (API prompts may omit optional inputs)."""
+    import inspect
+
+    spec = pack.nodes.train.TrainHypernetwork.INPUT_TYPES()
+    config = pack.hypernet.train.config.TrainConfig()
+    config_fields = {f.name for f in dataclasses.fields(config)}
+    widgets = {name: s[1]["default"] for name, s in {**spec["required"], **spec["optional"]}.items()
+               if len(s) > 1 and "default" in s[1] and name in config_fields}
+    assert set(widgets) >= {"template", "learning_rate", "steps", "batch_size", "grad_accumulation_steps", "seed",
+                            "save_every", "shuffle_tags", "tag_dropout", "latent_sampling"}
+    assert widgets == {name: getattr(config, name) for name in widgets}
+    signature = inspect.signature(pack.nodes.train.TrainHypernetwork.train).parameters
+    python_defaults = {name: p.default for name, p in signature.items() if name in config_fields
+                       and p.default is not inspect.Parameter.empty}
+    assert python_defaults == {name: getattr(config, name) for name in python_defaults}
+    assert set(python_defaults) == {"shuffle_tags", "tag_dropout", "latent_sampling"}
 
 
 def test_train_node_keeps_common_inputs_and_one_options_socket(pack):

@@ -11,7 +11,7 @@ from tests.support.datasets import make_shapes_dataset
 
 @pytest.fixture(scope="module")
 def pack(comfy_host):
-    for name in ("trainer", "dataset_load", "train_log", "checkpoints"):
+    for name in ("train.trainer", "data.load", "train.log", "train.checkpoints"):
         importlib.import_module(f"{comfy_host.pack.__name__}.hypernet.{name}")
     importlib.import_module(f"{comfy_host.pack.__name__}.nodes.train")
     return comfy_host.pack
@@ -20,13 +20,13 @@ def pack(comfy_host):
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory, pack):
     folder = make_shapes_dataset(tmp_path_factory.mktemp("shapes"), count=4, size=64)
-    return pack.hypernet.dataset_load.load_dataset(str(folder)).dataset
+    return pack.hypernet.data.load.load_dataset(str(folder)).dataset
 
 
 def create(pack, name, sizes, seed=0, **kwargs):
-    config = pack.hypernet.config.HypernetworkConfig(name=name, sizes=sizes, seed=seed, **kwargs)
+    config = pack.hypernet.network.config.HypernetworkConfig(name=name, sizes=sizes, seed=seed, **kwargs)
     with torch.inference_mode():
-        return pack.hypernet.module.Hypernetwork.create(config)
+        return pack.hypernet.network.module.Hypernetwork.create(config)
 
 
 def train(pack, model, clip, vae, dataset, network, *, steps, lr="1e-2", batch_size=2, save_every=0, seed=0,
@@ -46,11 +46,11 @@ def test_gradients_reach_every_patched_layer(comfy_host, pack, kind):
     bridge, hn = pack.nodes.bridge, pack.hypernet
     model, clip, _ = comfy_host.tiny.build_tiny(kind)
     widths = bridge.attention_widths(model)
-    network = hn.trainer.copy_network(create(pack, f"grad_{kind}", list(widths["self"] + widths["cross"])))
+    network = hn.train.trainer.copy_network(create(pack, f"grad_{kind}", list(widths["self"] + widths["cross"])))
     with torch.inference_mode():
         cond, pooled = bridge.encode_prompt_for_training(clip, "a red circle")
     with torch.inference_mode(False), torch.enable_grad():
-        training_model = bridge.TrainingModel(model, hn.patch.HypernetworkPatch([(network, 1.0)]))
+        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
         try:
             network.train()
             conds = training_model.conditioning(cond, pooled, 64, 64)
@@ -69,11 +69,11 @@ def test_in_place_residuals_of_the_pinned_host_are_what_the_hook_fixes(comfy_hos
     """Without the bridge's norm-input hook the 2024 host's `x += n` breaks backward."""
     bridge, hn = pack.nodes.bridge, pack.hypernet
     model, clip, _ = comfy_host.tiny.build_tiny("sd1")
-    network = hn.trainer.copy_network(create(pack, "nohook", [32, 64, 768]))
+    network = hn.train.trainer.copy_network(create(pack, "nohook", [32, 64, 768]))
     with torch.inference_mode():
         cond, pooled = bridge.encode_prompt_for_training(clip, "x")
     with torch.inference_mode(False), torch.enable_grad():
-        training_model = bridge.TrainingModel(model, hn.patch.HypernetworkPatch([(network, 1.0)]))
+        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
         try:
             for handle in training_model._handles:
                 handle.remove()
@@ -117,10 +117,10 @@ def _eval_loss(pack, comfy_host, model, clip, vae, dataset, network) -> float:
     with torch.inference_mode():
         latents = [m for m, _ in encode_dataset_latents(vae, dataset)]
         encoded = [bridge.encode_prompt_for_training(clip, item.caption) for item in dataset.items]
-    net = hn.trainer.copy_network(network).eval()
+    net = hn.train.trainer.copy_network(network).eval()
     total = 0.0
     with torch.inference_mode(False), torch.no_grad():
-        training_model = bridge.TrainingModel(model, hn.patch.HypernetworkPatch([(net, 1.0)]))
+        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(net, 1.0)]))
         try:
             for seed in range(6):
                 for latent, (cond, pooled) in zip(latents, encoded):
@@ -198,7 +198,7 @@ def test_induced_blow_up_is_rolled_back_and_the_file_loads(comfy_host, pack, sha
     assert all(torch.isfinite(p).all() for p in network.parameters())
     assert any(e["kind"] == "rollback" for e in history.events)
     assert "rollback" in (comfy_host.models_dir / "hypernetworks" / "blow_up" / "hypernetwork_loss.csv").read_text()
-    reloaded = pack.hypernet.fileio.load_hypernetwork(path)
+    reloaded = pack.hypernet.network.fileio.load_hypernetwork(path)
     assert reloaded.step == 8
 
 
@@ -210,10 +210,10 @@ def test_bucketed_variable_size_dataset_trains_with_batches(comfy_host, pack, tm
     for index, size in enumerate([(128, 64), (128, 64), (64, 128), (64, 128), (96, 96)]):
         Image.new("RGB", size, (40 * index, 100, 200)).save(folder / f"{index}.png")
         (folder / f"{index}.txt").write_text(f"image {index}")
-    dataset = pack.hypernet.dataset_load.load_dataset(str(folder)).dataset
-    config = importlib.import_module(f"{pack.__name__}.hypernet.preprocess_config").PreprocessConfig(
+    dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
+    config = importlib.import_module(f"{pack.__name__}.hypernet.preprocess.config").PreprocessConfig(
         width=96, height=96, mode="buckets", bucket_min=64, bucket_max=128, bucket_step=32)
-    bucketed = importlib.import_module(f"{pack.__name__}.hypernet.preprocess").preprocess(dataset, config).dataset
+    bucketed = importlib.import_module(f"{pack.__name__}.hypernet.preprocess.pipeline").preprocess(dataset, config).dataset
     assert len({item.size for item in bucketed.items}) >= 2
     model, clip, vae = comfy_host.tiny.build_tiny("sd1")
     out = train(pack, model, clip, vae, bucketed, create(pack, "buckets", [32, 64]), steps=4, batch_size=2)
@@ -242,9 +242,9 @@ def test_base_checkpoint_is_traced_hashed_once_and_saved_as_a1111_does(comfy_hos
         out = train(pack, model, clip, vae, shapes, create(pack, "with_base", [32, 64, 768]), steps=2, save_every=1,
                     prompt=_graph(name="sd15/tiny_base.safetensors"), unique_id="9")
         expected = hashlib.sha256(base_file.read_bytes()).hexdigest()[:10]
-        saved = pack.hypernet.fileio.load_hypernetwork(out["result"][1])
+        saved = pack.hypernet.network.fileio.load_hypernetwork(out["result"][1])
         assert (saved.sd_checkpoint, saved.sd_checkpoint_name) == (expected, "sd15_tiny_base")
-        checkpoint = pack.hypernet.fileio.load_hypernetwork(
+        checkpoint = pack.hypernet.network.fileio.load_hypernetwork(
             next((comfy_host.models_dir / "hypernetworks" / "with_base").glob("with_base-1.pt")))
         assert checkpoint.sd_checkpoint == expected  # periodic copies carry it too, as in A1111
         assert f"sd15_tiny_base [{expected}]" in out["ui"]["text"][0]
@@ -265,7 +265,7 @@ def test_unknown_base_checkpoint_is_reported_and_left_empty(comfy_host, pack, sh
     network = create(pack, "no_base", [32, 64, 768])
     network.sd_checkpoint, network.sd_checkpoint_name = "0123456789", "stale"  # not the model trained on now
     out = train(pack, model, clip, vae, shapes, network, steps=1, prompt=prompt, unique_id=unique_id)
-    saved = pack.hypernet.fileio.load_hypernetwork(out["result"][1])
+    saved = pack.hypernet.network.fileio.load_hypernetwork(out["result"][1])
     assert saved.sd_checkpoint is None and saved.sd_checkpoint_name is None
     report = out["ui"]["text"][0]
     assert "base model unknown" in report and why in report

@@ -163,9 +163,9 @@ def test_prompt_sr_on_both_axes_replaces_both(comfy_host, tiny):
 
 def make_network(comfy_host, name, seed=0):
     hn = comfy_host.pack.hypernet
-    config = hn.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func="relu",
+    config = hn.network.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func="relu",
                                           sizes=[768, 32, 64], seed=seed)
-    network = hn.module.Hypernetwork.create(config)
+    network = hn.network.module.Hypernetwork.create(config)
     loud_weights(network, seed + 7)
     return network
 
@@ -194,7 +194,7 @@ def test_hypernetwork_axis_orders_files_by_stored_step(comfy_host, tiny, output_
     for file_name, step in (("run-300.pt", 300), ("run-40.pt", 40), ("run.pt", 120)):
         network = make_network(comfy_host, "run", seed=step)
         network.step = step
-        hn.fileio.save_hypernetwork(network, folder / file_name)
+        hn.network.fileio.save_hypernetwork(network, folder / file_name)
     connected = make_network(comfy_host, "ignored_by_axis", seed=3)
     ui, _, cells = run_grid(comfy_host, tiny, hypernetwork=connected, x_type="hypernetwork",
                             x_values="none, xyorder/*.pt")

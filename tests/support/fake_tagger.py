@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from hypernet.atomic import atomic_write_bytes, atomic_write_text
+from hypernet.util.atomic import atomic_write_bytes, atomic_write_text
 
 SIZE = 32
 GRID = 4

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.buckets import (bucket_transform, make_bucket_resolutions, round_to_steps,
+from hypernet.preprocess.buckets import (bucket_transform, make_bucket_resolutions, round_to_steps,
                               select_bucket, validate_bucket_params)
-from hypernet.dataset import apply_transform
+from hypernet.data.dataset import apply_transform
 from tests.support.images import pattern_rgb
 
 BUCKETS_512 = make_bucket_resolutions((512, 512), 256, 1024, 64)

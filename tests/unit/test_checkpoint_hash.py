@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from hypernet import checkpoint_hash
-from hypernet.checkpoint_hash import HashCache, a1111_model_name, base_model_of
+from hypernet.network import checkpoint_hash
+from hypernet.network.checkpoint_hash import HashCache, a1111_model_name, base_model_of
 
 
 def test_short_hash_is_the_first_ten_hex_of_sha256_and_name_is_a1111s(tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from hypernet.config import (
+from hypernet.network.config import (
     HypernetworkConfig,
     derive_dropout_structure,
     parse_float_list,

@@ -8,12 +8,12 @@ import os
 import pytest
 from PIL import Image
 
-from hypernet import caption_save
-from hypernet.caption_save import CaptionChange, list_restore_points, restore, save
-from hypernet.dataset import Dataset, DatasetItem, load_item_image
-from hypernet.dataset_edit import EditOp, apply_op, dedupe, edit_caption, join_tags, plan_bulk, split_tags, tag_name
-from hypernet.dataset_index import Filter, content_hash, list_page, resolve_image, scan_folder, tag_counts, with_overrides
-from hypernet.dataset_sidecar import (SIDECAR_NAME, ConflictError, Edits, apply_edits, crop_pixels, read_edits,
+from hypernet.data import caption_save
+from hypernet.data.caption_save import CaptionChange, list_restore_points, restore, save
+from hypernet.data.dataset import Dataset, DatasetItem, load_item_image
+from hypernet.data.edit import EditOp, apply_op, dedupe, edit_caption, join_tags, plan_bulk, split_tags, tag_name
+from hypernet.data.index import Filter, content_hash, list_page, resolve_image, scan_folder, tag_counts, with_overrides
+from hypernet.data.sidecar import (SIDECAR_NAME, ConflictError, Edits, apply_edits, crop_pixels, read_edits,
                                       validate_box, write_edits)
 
 
@@ -315,20 +315,20 @@ def test_caption_symlink_out_of_the_folder_is_not_written(folder, tmp_path):
 @pytest.mark.parametrize("caption", ["a, (b, c:1.2), [d, e], {f}", "((x, y)), z", "a,,b", "(a:1.1),b ,  c",
                                      "x (y), z", "k\n(l, m)"])
 def test_bracket_merge_equals_the_escape_aware_split(caption):
-    from hypernet.dataset_edit import _merge_bracketed, _split_escaped
+    from hypernet.data.edit import _merge_bracketed, _split_escaped
 
     assert _merge_bracketed(caption.split(",")) == _split_escaped(caption)
 
 
 def test_tag_names_fast_path_matches_split(folder):
-    from hypernet.dataset_edit import tag_names
+    from hypernet.data.edit import tag_names
 
     for caption in ["a, b ,c", "a,  b", "(a:1.2), b", "x\ty, z", ""]:
         assert tag_names(caption) == {tag_name(t) for t in split_tags(caption)}
 
 
 def test_scan_cache_reuses_and_notices_rewrites(folder):
-    from hypernet.dataset_index import ScanCache
+    from hypernet.data.index import ScanCache
 
     cache = ScanCache()
     first = scan_folder(str(folder), cache=cache)
@@ -362,7 +362,7 @@ def test_many_captions_save_in_one_batch_and_symlinks_are_still_refused(tmp_path
 
 
 def test_write_many_leaves_targets_alone_when_a_write_fails(tmp_path):
-    from hypernet.atomic_batch import write_many
+    from hypernet.util.atomic_batch import write_many
 
     (tmp_path / "a.txt").write_text("old")
     with pytest.raises(OSError):

@@ -8,9 +8,9 @@ import os
 import pytest
 from PIL import Image
 
-from hypernet.dataset_roots import ENV_ROOTS, FolderRefused, configured_roots, resolve_folder
-from hypernet.dataset_thumbs import thumbnail_jpeg
-from hypernet.images import BadImageError
+from hypernet.data.images import BadImageError
+from hypernet.data.roots import ENV_ROOTS, FolderRefused, configured_roots, resolve_folder
+from hypernet.data.thumbs import thumbnail_jpeg
 
 
 @pytest.fixture

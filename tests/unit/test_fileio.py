@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import (
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import (
     load_hypernetwork,
     load_optimizer_state,
     load_pt,
@@ -24,7 +24,7 @@ from hypernet.fileio import (
     save_safetensors,
     short_hash,
 )
-from hypernet.module import Hypernetwork
+from hypernet.network.module import Hypernetwork
 
 A1111_META = {
     "name", "layer_structure", "activation_func", "is_layer_norm", "weight_initialization",

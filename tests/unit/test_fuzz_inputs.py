@@ -10,13 +10,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from hypernet.checkpoints import RunFolder
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import load_pt, load_safetensors, save_safetensors
-from hypernet.grid_values import AxisContext, AxisType, check_grid_size, parse_axis
-from hypernet.module import METADATA_KEYS, Hypernetwork
-from hypernet.names import MAX_NAME_BYTES, safe_name, safe_relative_name
-from hypernet.train_config import TrainConfig
+from hypernet.grid.values import AxisContext, AxisType, check_grid_size, parse_axis
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import load_pt, load_safetensors, save_safetensors
+from hypernet.network.module import METADATA_KEYS, Hypernetwork
+from hypernet.train.checkpoints import RunFolder
+from hypernet.train.config import TrainConfig
+from hypernet.util.names import MAX_NAME_BYTES, safe_name, safe_relative_name
 
 CLEAR = (ValueError, FileNotFoundError)
 SEED = 1313

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hypernet.grid_image import (
+from hypernet.grid.image import (
     PNG_INFO_KEY,
     compose_grid,
     fit_label,
@@ -17,7 +17,7 @@ from hypernet.grid_image import (
     load_font,
     wrap_text,
 )
-from hypernet.grid_values import parse_axis
+from hypernet.grid.values import parse_axis
 
 W, H = 64, 48
 
@@ -198,7 +198,7 @@ def test_old_pillow_without_sized_default_font_falls_back(monkeypatch, caplog):
     """Pillow < 10.1: load_default() takes no size and returns the fixed bitmap font."""
     from PIL import ImageFont
 
-    import hypernet.grid_image as grid_image
+    import hypernet.grid.image as grid_image
 
     if not hasattr(ImageFont, "load_default_imagefont"):
         pytest.skip("this Pillow has no separate bitmap default font to stand in for the old one")
@@ -237,7 +237,7 @@ def test_label_text_shrinks_on_small_cells_until_whole_words_fit():
 
 
 def test_checkpoint_axis_grid_has_step_labels_and_the_files_in_the_title():
-    from hypernet.grid_values import AxisContext, parse_axis
+    from hypernet.grid.values import AxisContext, parse_axis
 
     files = ["demo_style/demo_style-10.pt", "demo_style/demo_style-20.pt", "other.pt"]
     axis = parse_axis("hypernetwork", "none, demo_style/*.pt", AxisContext(hypernetwork_files=files))

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from hypernet.grid_values import (
+from hypernet.grid.values import (
     AXIS_PARSERS,
     AxisContext,
     AxisType,

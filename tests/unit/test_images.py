@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from hypernet.images import BadImageError, load_rgb, read_header, to_rgb
+from hypernet.data.images import BadImageError, load_rgb, read_header, to_rgb
 from tests.support.images import (MODE_FILES, build_bad_files, build_mode_zoo, exif_rotated_jpeg,
                                   mode_image, pattern_rgb)
 
@@ -157,7 +157,7 @@ def test_png_orientation_sources_agree_between_scan_and_load(tmp_path):
 
 
 def test_fast_png_path_agrees_with_pil(zoo):
-    from hypernet.images_png import png_size_fast
+    from hypernet.data.images_png import png_size_fast
     folder, expected = zoo
     for name in ("palette.png", "gray.png", "gray16.png", "rgba.png", "la.png", "odd.png"):
         with open(folder / name, "rb") as fh:

@@ -23,14 +23,14 @@ def imported_roots(tree: ast.AST) -> list[tuple[int, str, int]]:
     return found
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(CORE).as_posix())
 def test_core_module_does_not_import_the_host(path: Path):
     tree = ast.parse(path.read_text(), filename=str(path))
     bad = [(line, name) for line, name, level in imported_roots(tree) if level == 0 and name in FORBIDDEN]
     assert not bad, f"{path.name} imports the host ({bad}); move that code into nodes/bridge.py"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(CORE).as_posix())
 def test_core_module_imports_itself_relatively(path: Path):
     tree = ast.parse(path.read_text(), filename=str(path))
     absolute_self = [line for line, name, level in imported_roots(tree) if level == 0 and name == "hypernet"]
@@ -43,3 +43,84 @@ def test_boundary_check_catches_a_host_import():
     tree = ast.parse("import os\nfrom comfy import model_management\nimport folder_paths as fp\n")
     names = {name for _, name, level in imported_roots(tree) if level == 0}
     assert {"comfy", "folder_paths"} <= names & FORBIDDEN
+
+
+# Which sub-packages of the core each one may import: util at the bottom, no cycles.
+LAYERS = {
+    "util": set(),
+    "network": {"util"},
+    "data": {"util"},
+    "grid": {"util"},
+    "tagger": {"data", "util"},
+    "preprocess": {"data", "util"},
+    "train": {"network", "data", "grid", "util"},
+}
+
+
+def sibling_packages(path: Path) -> set[str]:
+    """The core sub-packages a module inside one of them imports (`from ..other.x import`)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {node.module.split(".")[0] for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module}
+
+
+def test_core_is_sub_packages_with_docstrings():
+    flat = sorted(p.name for p in CORE.glob("*.py") if p.name != "__init__.py")
+    assert not flat, f"modules directly in hypernet/ ({flat}); put each in the sub-package that owns it"
+    packages = {p.parent.name for p in CORE.glob("*/__init__.py")}
+    assert packages == set(LAYERS), f"sub-packages {sorted(packages)} differ from LAYERS {sorted(LAYERS)}"
+    for name in packages:
+        doc = ast.get_docstring(ast.parse((CORE / name / "__init__.py").read_text()))
+        assert doc, f"hypernet/{name}/__init__.py needs a docstring saying what it owns"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.parent != CORE], ids=lambda p: p.relative_to(CORE).as_posix())
+def test_core_sub_package_imports_only_lower_layers(path: Path):
+    package = path.parent.name
+    extra = sibling_packages(path) - LAYERS[package]
+    assert not extra, f"{path.relative_to(CORE)} imports {sorted(extra)}; {package} may import only {sorted(LAYERS[package])}"
+
+
+def test_layer_check_catches_an_upward_import(tmp_path):
+    module = tmp_path / "x.py"
+    module.write_text("from ..train.trainer import Trainer\nfrom .y import z\n")
+    assert sibling_packages(module) - LAYERS["data"] == {"train"}
+
+
+# ------------------------------------------------------------------ nodes/: one bridge to the host
+
+NODES = CORE.parent / "nodes"
+BRIDGE = NODES / "bridge.py"
+NODE_MODULES = sorted(p for p in NODES.glob("*.py") if p != BRIDGE)
+HOST_MODULES = FORBIDDEN  # comfy, folder_paths, server, nodes, comfy_execution, execution, latent_preview, ...
+# Attributes of host objects (ModelPatcher, VAE, BaseModel) that only the bridge may touch.
+HOST_ATTRIBUTES = {"patcher", "model_options", "first_stage_model", "cond_stage_model", "diffusion_model",
+                   "model_sampling", "load_device", "offload_device", "current_loaded_models"}
+
+
+def host_attributes(tree: ast.AST) -> list[tuple[int, str]]:
+    return [(node.lineno, node.attr) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr in HOST_ATTRIBUTES]
+
+
+def test_the_bridge_exists_and_imports_the_host():
+    tree = ast.parse(BRIDGE.read_text())
+    assert {name for _, name, level in imported_roots(tree) if level == 0} & HOST_MODULES
+
+
+@pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
+def test_only_the_bridge_imports_the_host(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bad = [(line, name) for line, name, level in imported_roots(tree) if level == 0 and name in HOST_MODULES]
+    assert not bad, f"nodes/{path.name} imports ComfyUI modules {bad}; go through nodes/bridge.py"
+
+
+@pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
+def test_only_the_bridge_reaches_into_host_objects(path: Path):
+    bad = host_attributes(ast.parse(path.read_text(), filename=str(path)))
+    assert not bad, f"nodes/{path.name} touches host internals {bad}; add a bridge function for it"
+
+
+def test_host_attribute_check_catches_a_patcher_access():
+    tree = ast.parse("samples = bridge.sample(training_model.patcher, 1)\nvae.first_stage_model.to('cpu')\n")
+    assert {name for _, name in host_attributes(tree)} == {"patcher", "first_stage_model"}

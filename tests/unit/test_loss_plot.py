@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hypernet.loss_plot import (LR, ROLLBACK, SMOOTH, format_tick, nice_ticks, plot_layout, render_loss_plot,
+from hypernet.train.loss_plot import (LR, ROLLBACK, SMOOTH, format_tick, nice_ticks, plot_layout, render_loss_plot,
                                 smooth)
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from hypernet.activations import (
+from hypernet.network.activations import (
     ACTIVATIONS,
     STOCK_COMFY_ACTIVATIONS,
     activation_names,
@@ -17,8 +17,8 @@ from hypernet.activations import (
     is_stock_comfy_activation,
     make_activation,
 )
-from hypernet.config import HypernetworkConfig
-from hypernet.module import Hypernetwork, HypernetworkModule, expected_state_shapes, init_weights
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.module import Hypernetwork, HypernetworkModule, expected_state_shapes, init_weights
 
 STOCK_NINE = ["linear", "relu", "leakyrelu", "elu", "swish", "tanh", "sigmoid", "softsign", "mish"]
 ACTS = STOCK_NINE + ["gelu", "silu", "prelu", "hardswish", "softplus"]
@@ -297,7 +297,7 @@ def test_prelu_default_weight_survives_empty_construction():
 
 def test_networks_made_under_inference_mode_are_trainable(tmp_path):
     """ComfyUI runs nodes under torch.inference_mode(); the parameters must still be normal tensors."""
-    from hypernet.fileio import load_pt, save_pt
+    from hypernet.network.fileio import load_pt, save_pt
 
     with torch.inference_mode():
         made = Hypernetwork.create(HypernetworkConfig(name="n", sizes=[DIM]))

@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 
-from hypernet.config import HypernetworkConfig
-from hypernet.module import Hypernetwork
-from hypernet.patch import HypernetworkPatch, match_widths, require_match
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.module import Hypernetwork
+from hypernet.network.patch import HypernetworkPatch, match_widths, require_match
 
 
 def _net(sizes=(8, 16), seed=0, name="n") -> Hypernetwork:
@@ -165,9 +165,9 @@ def _count_forwards(module):
 
 
 def test_same_context_tensor_is_computed_once_and_reused():
-    from hypernet.config import HypernetworkConfig
-    from hypernet.module import Hypernetwork
-    from hypernet.patch import HypernetworkPatch
+    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.module import Hypernetwork
+    from hypernet.network.patch import HypernetworkPatch
 
     network = Hypernetwork.create(HypernetworkConfig(name="memo", sizes=[16]))
     k_module = network.pair(16)[0]
@@ -188,9 +188,9 @@ def test_same_context_tensor_is_computed_once_and_reused():
 
 
 def test_dropout_in_training_is_never_memoised():
-    from hypernet.config import HypernetworkConfig
-    from hypernet.module import Hypernetwork
-    from hypernet.patch import HypernetworkPatch
+    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.module import Hypernetwork
+    from hypernet.network.patch import HypernetworkPatch
 
     config = HypernetworkConfig(name="drop", sizes=[16], use_dropout=True, dropout_structure=[0, 0.5, 0])
     network = Hypernetwork.create(config).train()
@@ -204,9 +204,9 @@ def test_dropout_in_training_is_never_memoised():
 
 def test_memo_works_on_inference_tensors():
     """ComfyUI samples under inference mode, where tensors have no version counter."""
-    from hypernet.config import HypernetworkConfig
-    from hypernet.module import Hypernetwork
-    from hypernet.patch import HypernetworkPatch
+    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.module import Hypernetwork
+    from hypernet.network.patch import HypernetworkPatch
 
     network = Hypernetwork.create(HypernetworkConfig(name="inference", sizes=[16]))
     patch = HypernetworkPatch([(network, 1.0)])
@@ -220,9 +220,9 @@ def test_memo_works_on_inference_tensors():
 
 def test_memo_survives_interleaved_self_attention_calls():
     """In a UNet every block calls attn1 (self, other widths) between two attn2 calls (context)."""
-    from hypernet.config import HypernetworkConfig
-    from hypernet.module import Hypernetwork
-    from hypernet.patch import HypernetworkPatch
+    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.module import Hypernetwork
+    from hypernet.network.patch import HypernetworkPatch
 
     network = Hypernetwork.create(HypernetworkConfig(name="unet_like", sizes=[16, 8]))
     calls = _count_forwards(network.pair(16)[0].linear)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.dataset import load_item_image
-from hypernet.dataset_load import load_dataset
-from hypernet.preprocess import preprocess
-from hypernet.preprocess_config import PreprocessConfig
-from hypernet.preprocess_output import MANIFEST_NAME
+from hypernet.data.dataset import load_item_image
+from hypernet.data.load import load_dataset
+from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.output import MANIFEST_NAME
+from hypernet.preprocess.pipeline import preprocess
 from tests.support.images import build_mode_zoo, pattern_rgb, tree_hashes
 
 

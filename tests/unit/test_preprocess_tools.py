@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.autosize import choose_size
-from hypernet.dataset import Dataset, DatasetItem, apply_transform, load_item_image
-from hypernet.focal import corner_points, entropy_point, focal_crop
-from hypernet.preprocess import preprocess
-from hypernet.preprocess_config import PreprocessConfig
-from hypernet.preprocess_plan import plan_outputs
-from hypernet.split import split_ratio, split_tiles
+from hypernet.data.dataset import Dataset, DatasetItem, apply_transform, load_item_image
+from hypernet.preprocess.autosize import choose_size
+from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.focal import corner_points, entropy_point, focal_crop
+from hypernet.preprocess.pipeline import preprocess
+from hypernet.preprocess.plan import plan_outputs
+from hypernet.preprocess.split import split_ratio, split_tiles
 from tests.support.images import flat_with_patch, pattern_rgb
 
 

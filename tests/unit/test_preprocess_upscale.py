@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.dataset_load import load_dataset
-from hypernet.preprocess import preprocess
-from hypernet.preprocess_config import PreprocessConfig
+from hypernet.data.load import load_dataset
+from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.pipeline import preprocess
 from tests.support.images import pattern_rgb
 
 

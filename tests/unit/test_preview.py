@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from hypernet.preview import MAX_SEED, PreviewSeeds, default_preview_prompt
-from hypernet.templates import build_prompt, CaptionConfig, parse_template
-from hypernet.train_config import TrainConfig
+from hypernet.train.config import TrainConfig
+from hypernet.train.preview import MAX_SEED, PreviewSeeds, default_preview_prompt
+from hypernet.train.templates import build_prompt, CaptionConfig, parse_template
 
 
 def test_default_prompt_is_the_templated_training_prompt_of_item_0():

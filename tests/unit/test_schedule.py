@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from hypernet.schedule import CosineRestarts, ScheduleItem, StepSchedule, parse_schedule
+from hypernet.train.schedule import CosineRestarts, ScheduleItem, StepSchedule, parse_schedule
 
 
 # ---------------------------------------------------------------- A1111 schedule string

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from hypernet import tagger_captions
-from hypernet.tagger_captions import caption_path_for, merge_caption, write_caption
+from hypernet.tagger import captions as tagger_captions
+from hypernet.tagger.captions import caption_path_for, merge_caption, write_caption
 
 
 def test_caption_path_next_to_image(tmp_path):

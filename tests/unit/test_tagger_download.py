@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from hypernet import tagger_download
-from hypernet.tagger_download import KNOWN_TAGGERS, download_file, download_tagger, tagger_download_urls
-from hypernet.tagger_errors import TaggerDownloadError
-from hypernet.tagger_files import list_taggers
+from hypernet.tagger import download as tagger_download
+from hypernet.tagger.download import KNOWN_TAGGERS, download_file, download_tagger, tagger_download_urls
+from hypernet.tagger.errors import TaggerDownloadError
+from hypernet.tagger.files import list_taggers
 
 MODEL = bytes(range(256)) * 40  # 10 KiB
 CSV = b"tag_id,name,category,count\n1,general,9,1\n"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hypernet.tagger_errors import TaggerFilesMissingError
-from hypernet.tagger_files import find_incomplete_taggers, list_taggers, resolve_tagger
+from hypernet.tagger.errors import TaggerFilesMissingError
+from hypernet.tagger.files import find_incomplete_taggers, list_taggers, resolve_tagger
 
 
 def touch(path, data=b"x"):

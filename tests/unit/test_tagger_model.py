@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hypernet import tagger_model
-from hypernet.tagger_errors import TaggerDependencyError, TaggerFilesMissingError, TaggerModelError
-from hypernet.tagger_files import TaggerFiles, resolve_tagger
-from hypernet.tagger_model import (
+from hypernet.tagger import model as tagger_model
+from hypernet.tagger.errors import TaggerDependencyError, TaggerFilesMissingError, TaggerModelError
+from hypernet.tagger.files import TaggerFiles, resolve_tagger
+from hypernet.tagger.model import (
     CPU_PROVIDER,
     build_model,
     choose_providers,
@@ -79,7 +79,7 @@ def test_choose_providers():
 
 def test_gpu_failure_falls_back_to_cpu_with_one_warning(tmp_path, caplog):
     calls = []
-    with caplog.at_level(logging.WARNING, logger="hypernet.tagger_model"):
+    with caplog.at_level(logging.WARNING, logger="hypernet.tagger.model"):
         session, used = create_session(tmp_path / "m.onnx", [CUDA, CPU_PROVIDER], gpu_broken_factory(calls))
     assert used == [CPU_PROVIDER] and isinstance(session, FakeSession)
     assert calls == [[CUDA, CPU_PROVIDER], [CPU_PROVIDER]]
@@ -89,7 +89,7 @@ def test_gpu_failure_falls_back_to_cpu_with_one_warning(tmp_path, caplog):
 
 def test_silent_ort_fallback_is_reported_once(tmp_path, caplog):
     factory = lambda path, providers: FakeSession([CPU_PROVIDER])  # noqa: E731  ORT dropped CUDA itself
-    with caplog.at_level(logging.WARNING, logger="hypernet.tagger_model"):
+    with caplog.at_level(logging.WARNING, logger="hypernet.tagger.model"):
         _, used = create_session(tmp_path / "m.onnx", [CUDA, CPU_PROVIDER], factory)
     assert used == [CPU_PROVIDER]
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
@@ -111,7 +111,7 @@ def test_gpu_run_failure_switches_to_cpu(tmp_path, caplog):
 
     model = build_model(TaggerFiles("m", model_path, csv_path), factory=factory, available=[CUDA, CPU_PROVIDER])
     assert model.on_gpu
-    with caplog.at_level(logging.WARNING, logger="hypernet.tagger_model"):
+    with caplog.at_level(logging.WARNING, logger="hypernet.tagger.model"):
         probs = model.predict(np.zeros((2, 8, 8, 3), np.float32))
     assert probs.shape == (2, len(TAGS))
     assert model.providers == [CPU_PROVIDER]
@@ -141,7 +141,7 @@ def test_missing_onnxruntime_gives_install_command(monkeypatch):
 
 def test_tagger_modules_do_not_import_onnxruntime_at_import_time():
     code = (
-        "import sys; import hypernet.tagger, hypernet.tagger_model, hypernet.tagger_download; "
+        "import sys; import hypernet.tagger.pipeline, hypernet.tagger.model, hypernet.tagger.download; "
         "assert 'onnxruntime' not in sys.modules, 'eager import'"
     )
     root = str(importlib.import_module("hypernet").__path__[0]).rsplit("hypernet", 1)[0]

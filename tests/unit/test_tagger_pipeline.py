@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.tagger import (
+from hypernet.tagger.pipeline import (
     TagOptions,
     count_tags,
     find_image_files,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import hypernet.tagger as tagger_core
-from hypernet.tagger import load_tagger, resolve_tagger, tag_image_files, tag_images, unload_all
-from hypernet.tagger_preprocess import area_resize
+import hypernet.tagger.pipeline as tagger_core
+from hypernet.tagger.pipeline import load_tagger, resolve_tagger, tag_image_files, tag_images, unload_all
+from hypernet.tagger.preprocess import area_resize
 from tests.support.fake_tagger import image_for
 
 pytestmark = pytest.mark.skipif(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.tagger_preprocess import image_from_array, load_image, preprocess_image
+from hypernet.tagger.preprocess import image_from_array, load_image, preprocess_image
 
 
 def test_output_is_bgr_float32_0_255_hwc():
@@ -71,7 +71,7 @@ def test_load_image_applies_exif_orientation(tmp_path):
 def test_composite_skips_images_without_alpha_and_keeps_transparency_rules():
     from PIL import Image
 
-    from hypernet.tagger_preprocess import composite_on_white
+    from hypernet.tagger.preprocess import composite_on_white
 
     rgb = Image.new("RGB", (4, 4), (10, 20, 30))
     assert composite_on_white(rgb) is rgb, "an opaque RGB image needs no copy"

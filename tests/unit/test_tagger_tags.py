@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hypernet.tagger_errors import TaggerFilesMissingError, TaggerModelError
-from hypernet.tagger_tags import (
+from hypernet.tagger.errors import TaggerFilesMissingError, TaggerModelError
+from hypernet.tagger.tags import (
     KAOMOJI,
     TagOptions,
     TagTable,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hypernet.templates import (
+from hypernet.train.templates import (
     PRESETS,
     CaptionConfig,
     augment_tags,
@@ -83,7 +83,7 @@ def test_choose_template_line_returns_a_line():
 
 
 def test_derive_seed_is_stable_across_processes():
-    code = "from hypernet.templates import derive_seed; print(derive_seed('tags', 1, 2, 3))"
+    code = "from hypernet.train.templates import derive_seed; print(derive_seed('tags', 1, 2, 3))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2],
                          env={"PYTHONHASHSEED": "123", "PYTHONPATH": "."})

@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-from hypernet.checkpoints import RunFolder
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import load_hypernetwork, load_optimizer_state
-from hypernet.module import Hypernetwork
-from hypernet.templates import derive_seed
-from hypernet.train_batches import BatchPlan
-from hypernet.train_config import TrainConfig
-from hypernet.train_log import CSV_NAME, LossHistory
-from hypernet.trainer import LR_SCALE_KEY, Trainer, TrainHooks, copy_network, element_loss, resume_point
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import load_hypernetwork, load_optimizer_state
+from hypernet.network.module import Hypernetwork
+from hypernet.train.batches import BatchPlan
+from hypernet.train.checkpoints import RunFolder
+from hypernet.train.config import TrainConfig
+from hypernet.train.log import CSV_NAME, LossHistory
+from hypernet.train.templates import derive_seed
+from hypernet.train.trainer import LR_SCALE_KEY, Trainer, TrainHooks, copy_network, element_loss, resume_point
 
 WIDTH = 8
 
@@ -235,7 +235,7 @@ def test_seeded_noise_depends_on_step_not_on_call_order():
 
 
 def test_cosine_restarts_drive_the_learning_rate(tmp_path):
-    from hypernet.schedule import CosineRestarts
+    from hypernet.train.schedule import CosineRestarts
 
     cfg = config(scheduler="cosine_restarts", learning_rate="1e-2", steps=12, cosine_cycle_steps=4,
                  cosine_warmup_steps=1, cosine_min_lr=1e-4, cosine_gamma=0.5)
@@ -315,7 +315,7 @@ def test_bad_settings_name_the_field(field, value):
 def test_rollback_snapshot_is_a_cpu_copy_that_shares_no_memory():
     """The last-good state lives in CPU memory (not VRAM) and is a real copy: later steps do not
     change it, and restoring from it brings back the optimizer's tensors as they were."""
-    from hypernet.trainer import cpu_copy
+    from hypernet.train.trainer import cpu_copy
 
     param = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.AdamW([param], lr=0.1)

@@ -9,16 +9,16 @@ import time
 import pytest
 import torch
 
-from hypernet.atomic import (TargetExistsError, atomic_write_bytes, default_file_mode, is_temp_name,
+from hypernet.util.atomic import (TargetExistsError, atomic_write_bytes, default_file_mode, is_temp_name,
                              remove_stale_temp_files, require_writable_folder)
-from hypernet.checkpoints import RunFolder
-from hypernet.config import HypernetworkConfig
-from hypernet.fileio import optim_path, save_hypernetwork, save_optimizer_state
-from hypernet.final_file import FinalFileGuard, final_file_note
-from hypernet.health import network_warnings
-from hypernet.module import Hypernetwork
-from hypernet.tagger_captions import CaptionClaims, write_caption
-from hypernet.trainer import copy_network, resume_point
+from hypernet.network.config import HypernetworkConfig
+from hypernet.network.fileio import optim_path, save_hypernetwork, save_optimizer_state
+from hypernet.network.health import network_warnings
+from hypernet.network.module import Hypernetwork
+from hypernet.tagger.captions import CaptionClaims, write_caption
+from hypernet.train.checkpoints import RunFolder
+from hypernet.train.final_file import FinalFileGuard, final_file_note
+from hypernet.train.trainer import copy_network, resume_point
 
 
 def net(name: str = "net", seed: int = 0, step: int = 0) -> Hypernetwork:
