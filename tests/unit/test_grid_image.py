@@ -250,7 +250,7 @@ def test_checkpoint_axis_grid_has_step_labels_and_the_files_in_the_title():
 
 
 def test_checkpoint_axis_lists_the_files_when_their_names_do_not_end_in_the_step():
-    from hypernet.grid_values import AxisContext, parse_axis
+    from hypernet.grid.values import AxisContext, parse_axis
 
     files = ["a1111/run-500.pt", "a1111/run-1000.pt"]
     stored = {"a1111/run-500.pt": 499, "a1111/run-1000.pt": 999}  # A1111 saved one step earlier
