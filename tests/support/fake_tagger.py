@@ -128,3 +128,14 @@ def image_for(probs: Mapping[str, float], size: int = SIZE, names: Sequence[str]
         r, c = divmod(region, GRID)
         arr[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell, 2 - bgr_channel] = value_for_prob(p)
     return Image.fromarray(arr, "RGB")
+
+
+def loaded_fake_tagger(folder: Path):
+    """Yield the stand-in tagger built in `folder` and loaded on the CPU (for a module fixture);
+    the tagger cache is emptied before and after, so other tests load their own."""
+    from hypernet.tagger.pipeline import load_tagger, resolve_tagger, unload_all
+
+    build_fake_tagger(folder, "fake")
+    unload_all()
+    yield load_tagger(resolve_tagger("fake", [folder]), device="cpu")
+    unload_all()

@@ -13,13 +13,10 @@ from hypernet.tagger.pipeline import (
     TagOptions,
     count_tags,
     find_image_files,
-    load_tagger,
-    resolve_tagger,
     tag_image_files,
     tag_images,
-    unload_all,
 )
-from tests.support.fake_tagger import SIZE, build_fake_tagger, image_for
+from tests.support.fake_tagger import SIZE, image_for, loaded_fake_tagger
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
@@ -31,11 +28,7 @@ SCENE = {"1girl": 0.9, "long_hair": 0.6, "hatsune_miku": 0.95, "c.c.": 0.7, "smi
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    build_fake_tagger(folder, "fake")
-    unload_all()
-    yield load_tagger(resolve_tagger("fake", [folder]), device="cpu")
-    unload_all()
+    yield from loaded_fake_tagger(tmp_path_factory.mktemp("models"))
 
 
 def test_crafted_image_triggers_expected_tags(model):

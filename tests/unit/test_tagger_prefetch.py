@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import hypernet.tagger.pipeline as tagger_core
-from hypernet.tagger.pipeline import load_tagger, resolve_tagger, tag_image_files, tag_images, unload_all
+from hypernet.tagger.pipeline import tag_image_files, tag_images
 from hypernet.tagger.preprocess import area_resize
-from tests.support.fake_tagger import image_for
+from tests.support.fake_tagger import image_for, loaded_fake_tagger
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
@@ -25,13 +25,7 @@ SCENES = [{"1girl": 0.9, "smile": 0.8}, {"long_hair": 0.7}, {"hatsune_miku": 0.9
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from tests.support.fake_tagger import build_fake_tagger
-
-    folder = tmp_path_factory.mktemp("models")
-    build_fake_tagger(folder, "fake")
-    unload_all()
-    yield load_tagger(resolve_tagger("fake", [folder]), device="cpu")
-    unload_all()
+    yield from loaded_fake_tagger(tmp_path_factory.mktemp("models"))
 
 
 class Recording:
