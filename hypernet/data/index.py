@@ -84,7 +84,9 @@ def caption_name(image_name: str, caption_extension: str) -> str:
 
 def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = False,
                 cache: ScanCache | None = None) -> list[Entry]:
-    """Every image under `root` (sorted; hidden files and symlinked folders skipped)."""
+    """Every image under `root` (sorted; hidden files and symlinked folders skipped). Captions are
+    read through `cache` (a fresh one when None: every caption is read)."""
+    cache = ScanCache() if cache is None else cache
     entries: list[Entry] = []
     for folder, _, listing in walk_sorted(root, None if recursive else 0):
         if isinstance(listing, OSError):
@@ -101,20 +103,9 @@ def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = Fa
             if not dot or name[0] == "." or "." + ext.lower() not in SUPPORTED_EXTENSIONS or is_real_dir(entry):
                 continue
             caption_file = stem + caption_extension
-            if cache is not None:
-                cached = cache.read(folder_prefix + caption_file) if caption_file in names else None
-                entries.append(Entry(prefix + name, "", False, None) if cached is None else
-                               Entry(prefix + name, cached[0], True, cached[1], cached[2]))
-                continue
-            raw = None
-            if caption_file in names:
-                try:
-                    with open(folder_prefix + caption_file, "rb") as fh:
-                        raw = fh.read()
-                except OSError:
-                    raw = None
-            text = decode_caption_bytes(raw).text if raw is not None else ""
-            entries.append(Entry(prefix + name, text, raw is not None, content_hash(raw)))
+            cached = cache.read(folder_prefix + caption_file) if caption_file in names else None
+            entries.append(Entry(prefix + name, "", False, None) if cached is None else
+                           Entry(prefix + name, cached[0], True, cached[1], cached[2]))
     return entries
 
 
