@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from ..util.atomic import atomic_write_text
 from ..util.atomic_batch import write_many
+from ..util.paths import is_within
 from .captions_io import decode_caption_bytes
 from .images import SUPPORTED_EXTENSIONS
 from .index import caption_name, content_hash, resolve_image
@@ -64,7 +65,7 @@ def _read(root: str, path: str, listing: dict[str, os.DirEntry] | None = None) -
     """A caption's bytes (None: no file); PermissionError for a symlink leading out of root."""
     entry = listing.get(os.path.basename(path)) if listing is not None and os.path.dirname(path) == root else None
     is_link = entry.is_symlink() if entry is not None else os.path.islink(path)
-    if is_link and not os.path.realpath(path).startswith(os.path.realpath(root).rstrip(os.sep) + os.sep):
+    if is_link and not is_within(os.path.realpath(path), os.path.realpath(root), include_root=False):
         raise PermissionError(f"caption {os.path.relpath(path, root)} is a symlink leading out of the dataset "
                               "folder; the editor does not read or write through it")
     try:

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from ..util.paths import is_within
 from .captions_io import decode_caption_bytes
 from .edit import split_tags, tag_name, tag_names
 from .folder_walk import is_real_dir, walk_sorted
@@ -234,7 +235,7 @@ def resolve_image(root: str, name: str, known: Iterable[str] | None = None) -> s
     path = os.path.join(root, *parts)
     root_real = os.path.realpath(root)
     real = os.path.realpath(path)
-    if not real.startswith(root_real.rstrip(os.sep) + os.sep):
+    if not is_within(real, root_real, include_root=False):
         raise PermissionError(f"image {name!r} leads outside the dataset folder; it is not served")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {name!r} is not in this dataset folder; reload the list")

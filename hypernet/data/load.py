@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..util.paths import is_within
 from .captions_io import caption_from_filename, compile_word_regex, read_caption_file
 from .dataset import Dataset, DatasetItem
 from .folder_walk import is_real_dir, walk_sorted
@@ -150,8 +151,7 @@ def _walk(root: str, recursive: bool, max_depth: int | None, repeats_mode: bool,
 
 
 def _inside(path: str, root_real: str) -> bool:
-    real = os.path.realpath(path)
-    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+    return is_within(os.path.realpath(path), root_real)
 
 
 def scan_depth(recursive: bool, repeats_from_folder_names: bool) -> int | None:

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from ..util.paths import is_within
+
 CONFIG_NAME = "hypernetwork_datasets.json"
 ENV_ROOTS = "HYPERNETWORK_DATASET_ROOTS"
 _ENCODED = re.compile(r"%(2e|2f|5c|00|25)", re.IGNORECASE)
@@ -50,10 +52,6 @@ def configured_roots(config_file: Path | None, environ: Mapping[str, str]) -> tu
     return roots, warnings
 
 
-def _inside(real: str, root_real: str) -> bool:
-    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
-
-
 def resolve_folder(text: object, roots: Iterable[Path], base: Path) -> Path:
     """The dataset folder a request names; FolderRefused(400/403/404) for anything else."""
     if not isinstance(text, str) or not text.strip():
@@ -68,7 +66,7 @@ def resolve_folder(text: object, roots: Iterable[Path], base: Path) -> Path:
         path = base / path
     real = os.path.realpath(path)
     root_list = list(roots)
-    if not any(_inside(real, os.path.realpath(r)) for r in root_list):
+    if not any(is_within(real, os.path.realpath(r)) for r in root_list):
         raise FolderRefused(403, f"folder {text!r} is outside the folders the dataset editor may open "
                                  f"({', '.join(str(r) for r in root_list)}); add its parent to "
                                  f"{CONFIG_NAME} or {ENV_ROOTS} to allow it")

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..util.atomic import TargetExistsError, atomic_write_text, atomic_write_with, require_writable_folder
 from ..util.names import safe_name
+from ..util.paths import is_within
 
 MANIFEST_NAME = ".hn_preprocess.json"
 PNG_COMPRESS_LEVEL = 4  # ~3x faster than zlib level 6 for ~10 % larger files
@@ -37,8 +38,7 @@ def _real(path: str) -> str:
 
 
 def _inside(path: str, folder_real: str) -> bool:
-    real = _real(path)
-    return real == folder_real or real.startswith(folder_real.rstrip(os.sep) + os.sep)
+    return is_within(_real(path), folder_real)
 
 
 def _visible_entries(folder: str) -> list[str]:

@@ -184,3 +184,13 @@ def test_caption_claims_report_images_that_share_a_caption(tmp_path):
     assert claims.claim(tmp_path / "a.jpg") is None
     assert "shares a.txt with a.jpg" in claims.claim(tmp_path / "a.png")
     assert claims.claim(tmp_path / "sub" / "a.png") is None
+
+
+def test_containment_check_does_not_accept_a_sibling_with_the_same_prefix(tmp_path):
+    from hypernet.util.paths import is_within
+
+    root = str(tmp_path / "data")
+    assert is_within(root + "/a/b.png", root)
+    assert is_within(root, root) and not is_within(root, root, include_root=False)
+    assert not is_within(root + "set/b.png", root)  # '/data' must not contain '/dataset'
+    assert not is_within(str(tmp_path), root)
