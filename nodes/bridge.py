@@ -618,7 +618,12 @@ def save_ui_image(image: Any, prefix: str) -> dict:
 
 
 def add_get_route(path: str, handler: Any) -> bool:
-    """Register an aiohttp GET `handler` at `path` on the running host server.
+    """Register an aiohttp GET `handler` at `path` on the running host server (see add_route)."""
+    return add_route("GET", path, handler)
+
+
+def add_route(method: str, path: str, handler: Any) -> bool:
+    """Register an aiohttp `handler` for `method` ("GET"/"POST") at `path` on the running host server.
 
     Custom nodes load before the host mounts its route table, so routes added at import time are
     served. Looks the server up in sys.modules instead of importing it: without a server (tests
@@ -631,20 +636,9 @@ def add_get_route(path: str, handler: Any) -> bool:
     routes = getattr(instance, "routes", None)
     if routes is None:
         return False
-    routes.get(path)(handler)
-    return True
-
-
-def add_route(method: str, path: str, handler: Any) -> bool:
-    """Register an aiohttp `handler` for `method` ("GET"/"POST") at `path`; see add_get_route."""
-    import sys
-
-    server_module = sys.modules.get("server")
-    instance = getattr(getattr(server_module, "PromptServer", None), "instance", None)
-    routes = getattr(instance, "routes", None)
-    if routes is None:
-        return False
-    routes.route(method, path)(handler)
+    # GET through `routes.get`, which also answers HEAD (as the info route always has).
+    register = routes.get(path) if method.upper() == "GET" else routes.route(method, path)
+    register(handler)
     return True
 
 
