@@ -6,6 +6,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { chainMethod } from "./hn_events.js";
+import { joinTags, splitTags } from "./datasetEditor/tags.js";
 
 const ROUTE = "/hypernetwork/dataset";
 const PAGE = 120;
@@ -74,24 +75,6 @@ async function call(route, body) {
 	}
 	return data;
 }
-
-/** Split a caption into tags at top-level commas (the server's split_tags, for per-image edits). */
-export function splitTags(caption) {
-	const tags = [];
-	let depth = 0, start = 0, escaped = false;
-	for (let i = 0; i < caption.length; i++) {
-		const ch = caption[i];
-		if (escaped) escaped = false;
-		else if (ch === "\\") escaped = true;
-		else if ("([{".includes(ch)) depth++;
-		else if (")]}".includes(ch)) depth = Math.max(0, depth - 1);
-		else if (ch === "," && depth === 0) { tags.push(caption.slice(start, i)); start = i + 1; }
-	}
-	tags.push(caption.slice(start));
-	return tags.map((t) => t.replace(/\s+/g, " ").trim()).filter(Boolean);
-}
-
-export const joinTags = (tags) => tags.join(", ");
 
 let styleAdded = false;
 let current = null;

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ..util.atomic import atomic_write_text
-from .tags import normalize_tag, parse_tag_list
+from ..util.caption_tags import join_tags, split_tags
+from .tags import normalize_tag
 
 logger = logging.getLogger(__name__)
 
 CAPTION_MODES = ("off", "overwrite", "append", "prepend", "only_missing")
-SEPARATOR = ", "
 
 
 def validate_caption_mode(mode: str) -> str:
@@ -57,13 +57,13 @@ def dedupe_tags(tags: Sequence[str]) -> list[str]:
 def merge_caption(existing: str, new_tags: Sequence[str], mode: str) -> str:
     """Caption text for `mode` given the old caption text and the new tags."""
     validate_caption_mode(mode)
-    old = parse_tag_list(existing)
+    old = split_tags(existing or "")
     new = [t for t in new_tags if t.strip()]
     if mode == "append":
-        return SEPARATOR.join(dedupe_tags(old + new))
+        return join_tags(dedupe_tags(old + new))
     if mode == "prepend":
-        return SEPARATOR.join(dedupe_tags(new + old))
-    return SEPARATOR.join(t.strip() for t in new)
+        return join_tags(dedupe_tags(new + old))
+    return join_tags(t.strip() for t in new)
 
 
 def _read_caption(path: Path) -> str:

@@ -23,6 +23,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
+from ..util.caption_tags import join_tags, split_tags
 from ..util.dataclass_io import strict_from_dict
 
 logger = logging.getLogger(__name__)
@@ -139,11 +140,6 @@ def choose_template_line(lines: Sequence[str], seed: int, item_index: int, epoch
     return lines[template_line_index(len(lines), seed, item_index, epoch)]
 
 
-def split_tags(caption: str) -> list[str]:
-    """Caption -> tags: split on ',' as A1111, whitespace trimmed, empty tags dropped."""
-    return [tag.strip() for tag in caption.split(",") if tag.strip()]
-
-
 def augment_tags(
     caption: str,
     *,
@@ -156,9 +152,9 @@ def augment_tags(
 ) -> str:
     """Tag dropout (each tag kept with probability 1 - dropout) then shuffle, seeded by
     (seed, step, item index). The first `keep_tokens` tags are never dropped or moved (kohya's
-    keep_tokens). Tags are rejoined with ', ' (A1111 joins the untrimmed pieces with ','; the
-    text encoder sees the same tokens). With neither option the caption is returned unchanged.
-    Dropout can remove every free tag; the result is then just the kept tags (possibly '').
+    keep_tokens). Tags come from `split_tags` (a bracketed group such as `(red, blue:1.2)` moves
+    as one tag, where A1111 splits at every comma) and are rejoined with ', '. With neither option
+    the caption is returned unchanged. Dropout can remove every free tag; the result is then just the kept tags (possibly '').
     """
     _check_dropout(dropout)
     _check_int(keep_tokens, "keep_tokens")
@@ -174,7 +170,7 @@ def augment_tags(
         free = [tag for tag in free if rng.random() >= dropout]
     if shuffle:
         rng.shuffle(free)
-    return ", ".join(fixed + free)
+    return join_tags(fixed + free)
 
 
 def _check_dropout(dropout: float) -> float:

@@ -90,11 +90,6 @@ def test_derive_seed_is_stable_across_processes():
     assert int(out.stdout) == derive_seed("tags", 1, 2, 3)
 
 
-def test_split_tags_trims_and_drops_empty_tags():
-    assert split_tags(" a,  b ,, ,c,") == ["a", "b", "c"]
-    assert split_tags("") == []
-
-
 def test_no_augmentation_returns_caption_unchanged():
     assert augment_tags(" a,b ,, c", seed=1, step=2, item_index=3) == " a,b ,, c"
 

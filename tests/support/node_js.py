@@ -1,0 +1,41 @@
+"""Run a function exported by one of the pack's browser modules under node, to compare the
+browser's copy of a rule with the Python one on shared cases (tests/cases/*.json)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed (apt-get install nodejs)")
+
+_RUNNER = """
+import { readFileSync } from "node:fs";
+const [module, name] = process.argv.slice(2);
+const fn = (await import(module))[name];
+const calls = JSON.parse(readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(calls.map((args) => fn(...args))));
+"""
+
+
+def load_cases(name: str) -> list:
+    """The `cases` list of tests/cases/<name>.json."""
+    return json.loads((REPO_ROOT / "tests" / "cases" / f"{name}.json").read_text(encoding="utf-8"))["cases"]
+
+
+def call_js(module: str, function: str, calls: Sequence[Sequence[Any]], tmp_path: Path) -> list:
+    """`function(*args)` for each args of `calls`, from the import-free ES module web/<module>."""
+    source = REPO_ROOT / "web" / module
+    copy = tmp_path / (source.stem + ".mjs")  # .mjs: node treats it as an ES module without a package.json
+    copy.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    runner = tmp_path / "run_export.mjs"
+    runner.write_text(_RUNNER, encoding="utf-8")
+    done = subprocess.run([NODE, str(runner), copy.as_uri(), function], input=json.dumps(calls),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"node failed on web/{module}: {done.stderr}"
+    return json.loads(done.stdout)
