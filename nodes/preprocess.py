@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from ..hypernet.data.preview import preview_tensor
 from ..hypernet.preprocess.autosize import OBJECTIVES
 from ..hypernet.preprocess.config import CAPTION_ACTIONS, IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
 from ..hypernet.preprocess.pipeline import preprocess
+from ..hypernet.util.paths import climbs_out, user_folder
 from . import bridge
 from .dataset import HostProgress
 from .sockets import CATEGORY_DATASET, HN_DATASET
@@ -20,13 +20,10 @@ def resolve_output_directory(text: str) -> str:
     text = (text or "").strip()
     if not text:
         return ""
-    path = Path(text).expanduser()
-    if path.is_absolute():
-        return str(path)
-    if ".." in path.parts:
+    if climbs_out(text):
         raise ValueError(f"output_directory: {text!r} leaves ComfyUI's output folder; give a folder inside "
                          f"{bridge.output_directory()} or an absolute path")
-    return str(bridge.output_directory() / path)
+    return str(user_folder(text, bridge.output_directory()))
 
 
 def _size(default: int, tooltip: str) -> tuple:
