@@ -29,6 +29,16 @@ export function thumbUrl(folder, name, size) {
 	return api.apiURL(`${ROUTE}/${thumbnailQuery(folder, name, size)}`);
 }
 
+/** Why a thumbnail did not load: the server's message for it. */
+export async function thumbnailError(folder, name, size) {
+	try {
+		await call(thumbnailQuery(folder, name, size));
+		return "the image could not be shown";
+	} catch (error) {
+		return error.message;
+	}
+}
+
 export const listFolder = (body) => call("list", body);
 export const bulkEdit = (body) => call("bulk", body);
 export const saveEdits = (body) => call("save", body);

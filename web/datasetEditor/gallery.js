@@ -1,6 +1,6 @@
 // The dataset editor's gallery: one card per listed image (thumbnail, name, first tags), click to
-// select, Ctrl/Shift+click to pick several.
-import { thumbUrl } from "./api.js";
+// select, Ctrl/Shift+click to pick several; an image the server cannot read is labelled broken.
+import { thumbnailError, thumbUrl } from "./api.js";
 import { el } from "./dom.js";
 import { splitTags } from "./tags.js";
 
@@ -8,9 +8,18 @@ export const THUMB = 192;
 const CHIPS_ON_CARD = 12;
 const GAP = 8; // the grid gap in editor.css
 
-/** An <img> of an image's thumbnail. */
+/** An <img> of an image's thumbnail that turns into a "broken image" label (with the server's
+ * reason as its tooltip) when the server cannot read the image. */
 export function thumbnail(folder, name, size, attrs = {}) {
-	return el("img", { ...attrs, src: thumbUrl(folder, name, size), alt: name });
+	const img = el("img", { ...attrs, src: thumbUrl(folder, name, size), alt: name });
+	img.addEventListener("error", async () => {
+		const label = el("div", { class: "hn-de-broken", "data-name": name }, `broken image: ${name}`);
+		img.replaceWith(label);
+		label.closest(".hn-de-card")?.classList.add("broken");
+		label.title = await thumbnailError(folder, name, size);
+		label.textContent = `broken image: ${name} (${label.title})`;
+	}, { once: true });
+	return img;
 }
 
 function cardClass(editor, name) {

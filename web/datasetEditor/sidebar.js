@@ -1,11 +1,13 @@
 // The "Hypernetwork datasets" sidebar tab (new frontend): open a folder by name, or pick one of the
-// input folder's image folders; lists the folders the editor may open.
+// input folder's image folders; lists the folders the editor may open, long paths wrapped.
 import { folders } from "./api.js";
 import { el, ensureStyle } from "./dom.js";
 import { openDatasetEditor } from "./editor.js";
 
 function rootsNote(data) {
-	return el("small", { class: "hn-de-roots" }, `Allowed folders: ${data.roots.join(", ")}. More in ${data.config_file}.`);
+	return el("small", { class: "hn-de-roots" }, "Allowed folders:",
+		el("ul", {}, data.roots.map((root) => el("li", { title: root }, el("code", {}, root)))),
+		"More in ", el("code", { title: data.config_file }, data.config_file), ".");
 }
 
 /** Fill the tab's `element`. */
@@ -16,7 +18,7 @@ export function renderSidebar(element) {
 	const refresh = async () => {
 		try {
 			const data = await folders();
-			list.replaceChildren(...data.folders.map((f) => el("button", {
+			list.replaceChildren(...data.folders.map((f) => el("button", { title: f.folder,
 				onclick: () => openDatasetEditor({ folder: f.folder }) }, `${f.folder} (${f.images})`)),
 			rootsNote(data));
 		} catch (error) {
