@@ -12,6 +12,8 @@ import uuid
 import pytest
 from PIL import Image
 
+from hypernet.preprocess.captions import LEGACY_CAPTION_ACTIONS
+from hypernet.tagger.captions import LEGACY_CAPTION_MODES
 from tests.e2e.test_browser import ARTIFACTS, DOCS, Chromium, find_chromium, publish
 from tests.support.graphs import Graph
 from tests.support.images import pattern_rgb
@@ -344,3 +346,25 @@ def test_sidebar_wraps_long_allowed_folder_paths(page, comfy_server, folder):
     assert len(root) > 40, "the test needs a path longer than the panel is wide"
     assert result["scroll"] <= result["width"], "a long path runs off the side panel"
     assert f"{folder.name} (12)" in result["text"]
+
+
+def test_saved_workflows_old_caption_values_show_as_todays(page):
+    renamed = [("HypernetworkPreprocess", "existing_caption", LEGACY_CAPTION_ACTIONS),
+               ("HypernetworkWD14Tag", "write_captions", LEGACY_CAPTION_MODES)]
+    cases = [[node, name, old] for node, name, legacy in renamed for old in legacy]
+    shown = page.evaluate(f"""(() => {{
+        app.graph.clear();
+        const shown = [];
+        for (const [type, input, old] of {js(cases)}) {{
+            const node = LiteGraph.createNode(type);
+            app.graph.add(node);
+            const data = node.serialize();
+            data.widgets_values[node.widgets.findIndex((w) => w.name === input)] = old;
+            node.configure(data);
+            shown.push(node.widgets.find((w) => w.name === input).value);
+        }}
+        app.graph.clear();
+        return shown;
+    }})()""")
+    assert len(cases) == 4
+    assert shown == [legacy[old] for _, _, legacy in renamed for old in legacy]

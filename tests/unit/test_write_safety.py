@@ -171,7 +171,7 @@ def test_caption_links_leading_out_are_never_read_or_replaced(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
     (folder / "a.txt").symlink_to(secret)
-    for mode in ("append", "prepend", "overwrite"):
+    for mode in ("existing_first", "new_first", "overwrite"):
         with pytest.raises(ValueError, match="outside the image's folder"):
             write_caption(folder / "a.png", ["tag"], mode)
     assert write_caption(folder / "a.png", ["tag"], "only_missing")[1] == "kept_existing"
