@@ -1,4 +1,4 @@
-"""Issue 13 in the pure core: the atomic writer's temp names, modes and no-replace writes, stale
+"""Write safety in the pure core: the atomic writer's temp names, modes and no-replace writes, stale
 temp cleanup, writable-folder checks, run folders that move earlier runs aside, the final-file
 rule, resume without `.optim`, network health, and caption links and shared caption files."""
 from __future__ import annotations
