@@ -28,14 +28,33 @@ def load_cases(name: str) -> list:
     return json.loads((REPO_ROOT / "tests" / "cases" / f"{name}.json").read_text(encoding="utf-8"))["cases"]
 
 
+def _module_copy(module: str, tmp_path: Path) -> Path:
+    """A copy of the import-free ES module web/<module> as .mjs (an ES module to node without a
+    package.json)."""
+    source = REPO_ROOT / "web" / module
+    copy = tmp_path / (source.stem + ".mjs")
+    copy.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy
+
+
+def _node(script: Path, *args: str, stdin: str = "") -> Any:
+    done = subprocess.run([NODE, str(script), *args], input=stdin, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, f"node failed: {done.stderr}"
+    return json.loads(done.stdout)
+
+
 def call_js(module: str, function: str, calls: Sequence[Sequence[Any]], tmp_path: Path) -> list:
     """`function(*args)` for each args of `calls`, from the import-free ES module web/<module>."""
-    source = REPO_ROOT / "web" / module
-    copy = tmp_path / (source.stem + ".mjs")  # .mjs: node treats it as an ES module without a package.json
-    copy.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     runner = tmp_path / "run_export.mjs"
     runner.write_text(_RUNNER, encoding="utf-8")
-    done = subprocess.run([NODE, str(runner), copy.as_uri(), function], input=json.dumps(calls),
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, f"node failed on web/{module}: {done.stderr}"
-    return json.loads(done.stdout)
+    return _node(runner, _module_copy(module, tmp_path).as_uri(), function, stdin=json.dumps(calls))
+
+
+def run_js(module: str, body: str, tmp_path: Path) -> Any:
+    """Run `body` (JS statements that `return` a JSON value) with `mod` bound to web/<module>'s exports."""
+    script = tmp_path / "run_body.mjs"
+    script.write_text(f"const mod = await import({json.dumps(_module_copy(module, tmp_path).as_uri())});\n"
+                      f"const result = await (async () => {{ {body} }})();\n"
+                      "process.stdout.write(JSON.stringify(result));\n", encoding="utf-8")
+    return _node(script)

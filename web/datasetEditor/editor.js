@@ -1,13 +1,14 @@
 // The dataset editor: a full-window overlay to curate a training folder's images and captions.
-// This module holds the unsaved state (captions, exclusions, crops, undo/redo), talks to the server
-// through api.js and lays out the panels drawn by gallery.js, tagPanel.js and detail.js. All edit
-// logic runs on the server; nothing is written until Save (Ctrl+S).
+// This module adds the view to the unsaved state of state.js: it talks to the server through api.js,
+// lays out the panels drawn by gallery.js, tagPanel.js and detail.js, and handles the keys. All
+// edit logic runs on the server; nothing is written until Save (Ctrl+S).
 import { listFolder, saveEdits, vocabulary } from "./api.js";
 import { addTagsFromInput, renderDetail } from "./detail.js";
 import { el, ensureStyle } from "./dom.js";
 import { gridColumns, renderGallery, showSelected } from "./gallery.js";
 import { showConflicts, showRestorePoints } from "./restorePoints.js";
 import { renderTagPanel } from "./tagPanel.js";
+import { EditState } from "./state.js";
 import { joinTags } from "./tags.js";
 
 const PAGE = 120;
@@ -19,21 +20,13 @@ let current = null;
 /** The open editor, if any. */
 export const currentEditor = () => current;
 
-/** The editor on one folder; `open()` shows it. */
-export class DatasetEditor {
+/** The editor on one folder (its unsaved state, see EditState, and its view); `open()` shows it. */
+export class DatasetEditor extends EditState {
 	constructor({ folder, captionExtension = ".txt", recursive = false }) {
+		super();
 		this.folder = folder;
 		this.ext = captionExtension || ".txt";
 		this.recursive = !!recursive;
-		this.items = new Map(); // name -> {caption, version, has_caption} as last listed
-		this.captions = new Map(); // unsaved caption text by name
-		this.versions = new Map(); // caption version each unsaved edit is based on
-		this.excluded = new Set();
-		this.crops = {};
-		this.editsVersion = null;
-		this.editsDirty = false;
-		this.undoStack = [];
-		this.redoStack = [];
 		this.filter = { include: [], exclude: [], mode: "all", text: "", uncaptioned: false, excluded: null };
 		this.order = [];
 		this.selected = null;
@@ -48,62 +41,20 @@ export class DatasetEditor {
 		this.listRequest = 0;
 	}
 
-	// ------------------------------------------------------------ state and undo
+	// ------------------------------------------------------------ changes (state.js), then redraw
 
-	caption(name) {
-		return this.captions.has(name) ? this.captions.get(name) : (this.items.get(name)?.caption ?? "");
-	}
-
-	get dirty() {
-		return this.captions.size > 0 || this.editsDirty;
-	}
-
-	/** Apply one undoable change: {captions: {name: [before, after]}, excluded: {...}, crops: {...}}. */
+	/** Apply one undoable change and redraw. */
 	commit(change, label) {
-		change.label = label;
-		this.applyChange(change, 1);
-		this.undoStack.push(change);
-		this.redoStack.length = 0;
+		this.record(change, label);
 		this.refresh();
-	}
-
-	applyChange(change, direction) {
-		const pick = (pair) => (direction > 0 ? pair[1] : pair[0]);
-		for (const [name, pair] of Object.entries(change.captions ?? {})) {
-			const text = pick(pair);
-			const listed = this.items.get(name);
-			if (!this.versions.has(name)) this.versions.set(name, listed?.version ?? change.versions?.[name] ?? null);
-			if (text === (listed?.caption ?? "") && listed?.version === this.versions.get(name)) {
-				this.captions.delete(name);
-			} else {
-				this.captions.set(name, text);
-			}
-		}
-		for (const [name, pair] of Object.entries(change.excluded ?? {})) {
-			if (pick(pair)) this.excluded.add(name); else this.excluded.delete(name);
-			this.editsDirty = true;
-		}
-		for (const [name, pair] of Object.entries(change.crops ?? {})) {
-			const box = pick(pair);
-			if (box) this.crops[name] = box; else delete this.crops[name];
-			this.editsDirty = true;
-		}
 	}
 
 	undo() {
-		const change = this.undoStack.pop();
-		if (!change) return;
-		this.applyChange(change, -1);
-		this.redoStack.push(change);
-		this.refresh();
+		if (this.undoStep()) this.refresh();
 	}
 
 	redo() {
-		const change = this.redoStack.pop();
-		if (!change) return;
-		this.applyChange(change, 1);
-		this.undoStack.push(change);
-		this.refresh();
+		if (this.redoStep()) this.refresh();
 	}
 
 	setCaption(name, text, label = "edit caption") {
@@ -124,15 +75,7 @@ export class DatasetEditor {
 
 	/** Drop every unsaved change and reload from disk. */
 	resetLocal() {
-		this.captions.clear();
-		this.versions.clear();
-		this.items.clear();
-		this.excluded.clear();
-		this.crops = {};
-		this.editsDirty = false;
-		this.editsLoaded = false;
-		this.undoStack.length = 0;
-		this.redoStack.length = 0;
+		this.forget();
 		this.refresh();
 	}
 
@@ -157,17 +100,7 @@ export class DatasetEditor {
 		});
 		if (ticket !== this.listRequest) return;
 		this.folderReal = data.folder;
-		if (!this.editsLoaded && data.edits) {
-			this.editsLoaded = true;
-			this.editsVersion = data.edits_version;
-			this.excluded = new Set(data.edits.excluded);
-			this.crops = { ...data.edits.crops };
-		}
-		for (const item of data.items) {
-			const known = this.items.get(item.name);
-			if (this.captions.has(item.name) && known) continue; // keep the text/version the edit is based on
-			this.items.set(item.name, { caption: item.caption, version: item.version, has_caption: item.has_caption });
-		}
+		this.absorb(data);
 		this.total = data.total;
 		this.matched = data.matched;
 		this.lastListing = data;
@@ -185,24 +118,9 @@ export class DatasetEditor {
 	}
 
 	async save({ force = false } = {}) {
-		const captions = [...this.captions].map(([name, text]) => ({ name, text, base: this.versions.get(name) ?? null }));
-		const body = { ...this.requestBase(), captions, force };
-		if (this.editsDirty) {
-			body.edits = { excluded: [...this.excluded], crops: this.crops };
-			body.edits_base = this.editsVersion;
-		}
 		try {
-			const result = await saveEdits(body);
-			for (const [name, text] of this.captions) {
-				const version = result.versions[name] ?? this.versions.get(name);
-				this.items.set(name, { caption: text, version, has_caption: true });
-			}
-			this.captions.clear();
-			this.versions.clear();
-			if (this.editsDirty) this.editsVersion = result.edits_version;
-			this.editsDirty = false;
-			this.undoStack.length = 0;
-			this.redoStack.length = 0;
+			const result = await saveEdits({ ...this.requestBase(), ...this.saveBody(force) });
+			this.saved(result);
 			this.status(result.restore_point
 				? `saved ${result.written.length} caption(s); restore point ${result.restore_point}` : "nothing to save");
 			this.refresh();
