@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .autosize import normalise_objective
-from .captions import caption_action
 from .buckets import validate_bucket_params
+from .captions import caption_action
 
 MODES = ("crop", "fit", "buckets", "keep")
 IF_OUTPUT_EXISTS = ("refuse", "overwrite", "new_subfolder")
