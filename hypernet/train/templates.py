@@ -91,7 +91,8 @@ def augment_tags(
     (seed, step, item index). The first `keep_tokens` tags are never dropped or moved (kohya's
     keep_tokens). Tags come from `split_tags` (a bracketed group such as `(red, blue:1.2)` moves
     as one tag, where A1111 splits at every comma) and are rejoined with ', '. With neither option
-    the caption is returned unchanged. Dropout can remove every free tag; the result is then just the kept tags (possibly '').
+    the caption is returned unchanged. Dropout can remove every free tag; the result is then just
+    the kept tags (possibly '').
     """
     _check_dropout(dropout)
     _check_int(keep_tokens, "keep_tokens")
