@@ -23,9 +23,9 @@ const OLD_INPUTS = ["hypernetwork_name", "template", "learning_rate", "steps", "
 
 /** Widget layouts of earlier versions, by `widgets_values` length (each is unique). */
 export const LEGACY_LAYOUTS = [
-	// before issue 13 (commit 89746ba): 43 values
+	// before commit 25f5ed4 (as of commit 89746ba): 43 values
 	{ name: "pack 0.1 (43 values)", widgets: OLD_INPUTS },
-	// issue 13 (commit 25f5ed4) added `overwrite` as the last optional input: 44 values
+	// commit 25f5ed4 added `overwrite` as the last optional input: 44 values
 	{ name: "pack 0.2 (44 values)", widgets: [...OLD_INPUTS, "overwrite"] },
 ];
 

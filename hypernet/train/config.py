@@ -56,7 +56,7 @@ class TrainConfig:
     clip_skip: int = 1
     loss_type: str = "mse"
     huber_delta: float = 0.1
-    # MonkeyPatch scheduler (issue 7); "a1111" keeps the schedule string.
+    # MonkeyPatch's scheduler; "a1111" keeps the schedule string.
     scheduler: str = "a1111"
     cosine_cycle_steps: int = 64
     cosine_cycle_mult: float = 1.0
@@ -68,7 +68,7 @@ class TrainConfig:
     # `curriculum_start` x 1000 to 1000 over each cycle (the whole run with the A1111 scheduler).
     timestep_curriculum: bool = False
     curriculum_start: float = 0.25
-    # Death detection and rollback (issue 7).
+    # Death detection and rollback (MonkeyPatch).
     rollback: bool = True
     rollback_lr_factor: float = 0.1
     max_rollbacks: int = 3
