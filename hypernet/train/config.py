@@ -53,9 +53,6 @@ class _TrainConfigBase:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         return strict_from_dict(cls, data, "training settings")
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
     def from_json(cls, text: str, source: str = "settings") -> "TrainConfig":
         return cls.from_dict(read_settings_json(text, source))
