@@ -50,7 +50,7 @@ def whole(data: dict[str, Any], key: str, default: int, low: int, high: int) -> 
     value = data.get(key)
     if value is None:
         return default
-    if isinstance(data, Query) and isinstance(value, str) and _DIGITS.match(value):
+    if isinstance(data, Query) and isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)

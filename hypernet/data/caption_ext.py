@@ -36,7 +36,7 @@ def caption_extension_problem(ext: object) -> str | None:
     """Why `ext` cannot be a caption extension, or None when it can."""
     if not isinstance(ext, str):
         return f"expected text like '.txt', got {type(ext).__name__} {ext!r}"
-    if len(ext) > MAX_LENGTH or not _SHAPE.match(ext):
+    if len(ext) > MAX_LENGTH or not _SHAPE.fullmatch(ext):
         return (f"{ext!r} must be a dot and a short name of letters, digits, '_' or '-' "
                 f"(at most {MAX_LENGTH} characters), like '.txt' or '.caption'")
     suffix = "." + ext.rsplit(".", 1)[1].lower()

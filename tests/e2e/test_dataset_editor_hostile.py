@@ -55,7 +55,7 @@ def versions(server, folder: Path) -> dict[str, str | None]:
 # ---------------------------------------------------------------- 1. a caption extension that is an image
 
 
-@pytest.mark.parametrize("ext", [".png", ".PNG", ".jpg", ".webp", ".tiff", ".txt.png", ".pt", ".json", "txt",
+@pytest.mark.parametrize("ext", [".png", ".PNG", ".jpg", ".webp", ".tiff", ".txt.png", ".pt", ".json", "txt", ".txt\n",
                                  ".t/x", ".", ".a b", 7, True, ["x"]])
 def test_an_image_or_malformed_caption_extension_is_refused_everywhere(comfy_server, folder, ext):
     before = snapshot(folder)
@@ -86,7 +86,7 @@ def test_caption_extension_rule_is_defined_once():
 
     import tempfile
     candidates = [".txt", ".caption", ".tags.txt", ".png", ".JPG", ".jfif", ".ico", ".pt", ".optim", ".json", "txt",
-                  ".", "..", ".a/b", ".a\\b", ".txt\x00", ".x" * 20, ".txt ", ".txt.webp", 5, None]
+                  ".", "..", ".a/b", ".a\\b", ".txt\x00", ".txt\n", ".x" * 20, ".txt ", ".txt.webp", 5, None]
     with tempfile.TemporaryDirectory() as tmp:
         pattern_rgb(16, 16, seed=0).save(os.path.join(tmp, "a.png"))
         for ext in candidates:
