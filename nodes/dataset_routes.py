@@ -6,7 +6,8 @@ allows only ComfyUI's input and output folders and the roots the user configured
 400 malformed request, 403 folder/name outside the allowed folders, 404 missing, 409 the files
 changed since the editor loaded them (the body lists what changed), 422 unreadable image.
 
-POST list {folder, filter?, offset?, limit?, overrides?}   one page + dataset/filtered tag counts
+POST list {folder, filter?, offset?, limit?, overrides?}   one page + dataset/filtered tag counts, and
+                                                           `skipped`: images whose names a request cannot carry
 GET  thumbnail?folder&name&size                            small JPEG (cached)
 POST save {folder, captions:[{name,text,base}], edits?, edits_base?, force?}
 POST bulk {folder, op, filter?|names?, overrides?, dry_run}
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/hypernetwork/dataset"
 _THUMB_CACHE_ITEMS = 4096
+_SKIPPED_SHOWN = 200  # unaddressable images listed by name (all are counted)
 _thumbs: OrderedDict[tuple, bytes] = OrderedDict()
 _thumbs_lock = threading.Lock()
 _scan_cache = ScanCache()
@@ -152,7 +154,8 @@ def list_folder(data: dict[str, Any]) -> dict[str, Any]:
             "excluded": len(edits.excluded), "edits_version": edits.version,
             "edits": {"excluded": sorted(edits.excluded), "crops": {k: list(v) for k, v in edits.crops.items()}}
             if with_edits else None,
-            "skipped": [{"name": name, "reason": reason} for name, reason in skipped]}
+            "skipped": [{"name": name, "reason": reason} for name, reason in skipped[:_SKIPPED_SHOWN]],
+            "skipped_count": len(skipped)}
 
 
 def thumbnail(data: dict[str, Any]) -> web.Response:

@@ -314,7 +314,7 @@ def test_images_the_routes_cannot_name_are_listed_as_skipped(comfy_server, folde
     assert body["total"] == 4 and [i["name"] for i in body["items"]] == ["a.png", "b.png", "c.png", "d.png"]
     skipped = {s["name"]: s["reason"] for s in body["skipped"]}
     assert "backslash" in skipped["back\\slash.png"]
-    assert "UTF-8" in skipped["latin\ufffd.png"]
+    assert "UTF-8" in skipped["latin\ufffd.png"] and body["skipped_count"] == 2
     before = snapshot(folder)
     status, _ = call(comfy_server, "save", {"folder": folder.name, "captions": [
         {"name": "back\\slash.png", "text": "x", "base": None}]})
