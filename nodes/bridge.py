@@ -281,6 +281,9 @@ def model_upscaler(upscale_model: Any, tile: int = 512, overlap: int = 32) -> An
     import torch
     from PIL import Image
 
+    if not callable(upscale_model) or not hasattr(upscale_model, "scale") or not hasattr(upscale_model, "to"):
+        raise ValueError(f"upscale_model: expected an UPSCALE_MODEL (the output of Load Upscale Model), got "
+                         f"{type(upscale_model).__name__}; connect a Load Upscale Model node, or disconnect it")
     management = comfy.model_management
 
     def run_tile(batch):
