@@ -50,6 +50,7 @@ def hypernetwork_info(name: str, path: Path) -> dict[str, Any]:
         "optional_info": config.optional_info,
         "has_optimizer_state": optim_path(path).is_file(),
         "warnings": network_warnings(network),
+        "load_notes": list(network.load_notes),
     }
 
 

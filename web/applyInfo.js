@@ -45,6 +45,7 @@ export function infoLines(info) {
 	];
 	if (info.has_optimizer_state) lines.push("optimizer state (.optim) saved");
 	if (info.optional_info) lines.push(`note: ${info.optional_info}`);
+	for (const note of info.load_notes || []) lines.push(`read as A1111 does: ${note}`);
 	for (const warning of info.warnings || []) lines.push(`WARNING: ${warning}`);
 	return lines;
 }

@@ -212,8 +212,11 @@ class Hypernetwork:
     """A config plus one (K, V) module pair per attention width, and the file metadata.
 
     Built in eval mode; call `train()` for training (enables dropout) and `eval()` after.
-    Weights always stay float32; `to()` moves devices only.
+    Weights always stay float32; `to()` moves devices only. `load_notes`: what the loader read
+    differently from the file (e.g. ignored dropout entries), for the info box; never saved.
     """
+
+    load_notes: tuple[str, ...] = ()
 
     @_normal_tensors
     def __init__(
