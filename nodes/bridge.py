@@ -55,14 +55,15 @@ def model_folders(kind: str) -> list[Path]:
         return []
 
 
-def hypernetwork_files() -> list[str]:
-    """Relative names ('sub/name.pt') of every hypernetwork file in the hypernetwork folders."""
+def hypernetwork_files(extensions: tuple[str, ...] = HYPERNETWORK_EXTENSIONS) -> list[str]:
+    """Relative names ('sub/name.pt') of every hypernetwork file in the hypernetwork folders
+    (`extensions` adds e.g. `.hns` compositions)."""
     names = set()
     for folder in model_folders(HYPERNETWORK_FOLDER):
         if not folder.is_dir():
             continue
         for path in folder.rglob("*"):
-            if path.suffix.lower() in HYPERNETWORK_EXTENSIONS and path.is_file() and not path.name.startswith("."):
+            if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith("."):
                 names.add(path.relative_to(folder).as_posix())
     return sorted(names, key=str.lower)
 
