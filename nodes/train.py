@@ -10,7 +10,7 @@ from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.preview import PreviewSettings
 from ..hypernet.train.trainer import copy_network
 from ..hypernet.util.names import safe_name
-from . import bridge, network_files
+from . import bridge, network_files, run_export
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image
 from .train_options import OPTION_NAMES, option_defaults
@@ -57,6 +57,9 @@ _OPTIONAL = {
     "overwrite": ("BOOLEAN", {"default": False,
                               "tooltip": "Let the final models/hypernetworks/<name>.pt replace an existing file "
                                          "that this training did not write. Off: such a file is never replaced."}),
+    "export_run_file": ("BOOLEAN", {"default": False,
+                                    "tooltip": "Write this run as a run file (output/hypernetwork_runs/) for the "
+                                               "headless multi-GPU runner (scripts/train_run.py) instead of training."}),
 }
 
 
@@ -139,7 +142,8 @@ class TrainHypernetwork:
     def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
               grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
               overwrite=False, options=None, unique_id=None, prompt=None, shuffle_tags=_CONFIG.shuffle_tags,
-              tag_dropout=_CONFIG.tag_dropout, latent_sampling=_CONFIG.latent_sampling, **legacy):
+              tag_dropout=_CONFIG.tag_dropout, latent_sampling=_CONFIG.latent_sampling, export_run_file=False,
+              **legacy):
         options = resolve_options(options, legacy_options(prompt, unique_id), legacy)
         options.update(shuffle_tags=shuffle_tags, tag_dropout=tag_dropout, latent_sampling=latent_sampling)
         network, source_file = self._network(hypernetwork, hypernetwork_name)
@@ -149,6 +153,12 @@ class TrainHypernetwork:
         preview = PreviewSettings(prompt=options["preview_prompt"], negative=options["preview_negative"],
                                   seed=options["preview_seed"], steps=options["preview_steps"],
                                   cfg=options["preview_cfg"], sampler=options["preview_sampler"])
+        if not isinstance(export_run_file, bool):
+            raise ValueError(f"export_run_file: {export_run_file!r} is not true or false")
+        if export_run_file:
+            return run_export.export_run(network=network, source_file=source_file, hypernetwork_name=hypernetwork_name,
+                                         dataset=dataset, config=config, preview=preview, resume=resume,
+                                         overwrite=overwrite, prompt=prompt, unique_id=unique_id)
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
