@@ -25,8 +25,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME = "ddp_net"
 LOADER_ID, TRAIN_ID = "4", "9"
 # Two ranks sum per-rank gradients of batch-1 UNet passes where one rank runs one batch-2 pass: the
-# same numbers added in another order (float32 rounding, ~1e-7 relative per step), which AdamW
-# turns into weight differences of a few ulp of the learning-rate-sized updates.
+# same numbers in another order, so float32 rounding differs (~1e-7 relative). With AdamW's default
+# eps (1e-8) a gradient component that is ~0 steps by about +-lr whatever its last bits, so one
+# rounding difference becomes an lr-sized weight difference; these runs use eps 1e-3, which keeps
+# AdamW's step smooth in the gradient (Lipschitz lr/eps), so two ranks and one differ only by
+# rounding: rtol 1e-4 / atol 1e-6 after several steps (a wrong share, weight or noise row is >1e-3).
+ADAMW_EPS = 1e-3
 RTOL, ATOL = 1e-4, 1e-6
 
 
@@ -62,7 +66,8 @@ def node_train(pack, setup, *, steps, export=False, resume=False, prompt=None):
     node = pack.nodes.train.TrainHypernetwork()
     with torch.inference_mode():
         return node.train(model, clip, vae, dataset, "none", "[filewords]", "1e-2", steps, 2, 1, 7, 2, resume,
-                          hypernetwork=network, unique_id=TRAIN_ID, prompt=prompt or graph(),
+                          hypernetwork=network, options={"adamw_eps": ADAMW_EPS}, unique_id=TRAIN_ID,
+                          prompt=prompt or graph(),
                           export_run_file=export)
 
 
@@ -164,8 +169,6 @@ def test_one_rank_is_the_node_and_two_ranks_match_it_and_resume_on_one(comfy_hos
     run_runner(comfy_host, path, two, ranks=2)
     two_final, two_step = weights(pack, two / "hypernetworks" / f"{NAME}.pt")
     assert two_step == 4
-    moved = sum((two_final[k] - node_final[k]).abs().max().item() for k in node_final)
-    assert moved < 1e-3
     for key in node_final:
         torch.testing.assert_close(two_final[key], node_final[key], rtol=RTOL, atol=ATOL)
     for name in (f"{NAME}-2.pt", f"{NAME}-2.pt.optim", f"{NAME}-4.pt", "hypernetwork_loss.csv",
