@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -34,30 +35,55 @@ logger = logging.getLogger(__name__)
 
 EXIT_ERROR, EXIT_DIVERGED, EXIT_STOPPED = 1, 3, 130
 TRAIN_CLASS = "TrainHypernetwork"
+REPEAT_WINDOW_S = 2.0
+# Trainer methods that write a checkpoint + .optim: a SIGTERM waits until they return
+WRITING_FRAMES = frozenset({"_save_checkpoint", "_cancel", "_finish"})
 
 
 class StopFlag:
     """Ctrl-C asks every rank to stop after the current step (rank 0 saves a checkpoint); SIGTERM,
-    which torchrun sends to the other ranks when one fails, stops this rank at once."""
+    which torchrun sends to the other ranks when one fails, stops this rank at once (after a
+    checkpoint write in progress, so the pair on disk is whole)."""
 
     def __init__(self, rank: int):
         self.rank = rank
         self.requested = False
+        self.requested_at = 0.0
+        self.terminated = False
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._terminate)
 
     def _interrupt(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
+        now = time.monotonic()
+        if self.requested:
+            # torchrun forwards the terminal's Ctrl-C to its workers: a repeat within a moment is that copy
+            if now - self.requested_at > REPEAT_WINDOW_S:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            return
+        self.requested, self.requested_at = True, now
         print(f"[rank {self.rank}] Ctrl-C: stopping after this step (press again to stop at once)",
               file=sys.stderr, flush=True)
 
     def _terminate(self, signum, frame) -> None:
-        raise LostRankError(f"rank {self.rank}: stopped by SIGTERM (torchrun stops every rank when one fails; "
-                            "see that rank's message). The last checkpoint is intact: run the same command to resume")
+        self.terminated = True
+        while frame is not None:
+            if frame.f_code.co_name in WRITING_FRAMES:
+                return  # finish writing the checkpoint pair first; `check` raises right after
+            frame = frame.f_back
+        self.check()
+
+    def check(self) -> None:
+        if self.terminated:
+            raise LostRankError(f"rank {self.rank}: stopped by SIGTERM (torchrun stops every rank when one fails; "
+                                "see that rank's message). The last checkpoint is intact: run the same command "
+                                "to resume")
+
+    def should_stop(self, sync: TorchGradientSync | None) -> bool:
+        """Checked by every rank at the start of each step (a collective: all ranks stop together)."""
+        self.check()
+        return sync.any(self.requested) if sync is not None else self.requested
 
 
 def check_hash(path: Path, expected: str, what: str) -> None:
@@ -147,9 +173,8 @@ def run(args: argparse.Namespace, info: WorldInfo, device: torch.device) -> int:
         network, source_file = start_network(run_file, args.run_file)
         check_dataset(run_file)
         model, clip, vae = load_base_model(run_file, args.custom_nodes)
-        should_stop = (lambda: sync.any(flag.requested)) if sync is not None else (lambda: flag.requested)
         role = HeadlessRole(folder=scratch or bridge.default_hypernetwork_folder(), writer=info.writer,
-                            should_stop=should_stop, sync=sync)
+                            should_stop=lambda: flag.should_stop(sync), sync=sync)
         if info.writer:
             bridge.set_console_progress(ConsoleProgress())
         with torch.inference_mode():  # as the host runs nodes
@@ -158,6 +183,7 @@ def run(args: argparse.Namespace, info: WorldInfo, device: torch.device) -> int:
                                       preview=run_file.preview, node_id=None, overwrite=run_file.overwrite,
                                       graph=graph_of(run_file), headless=role)
             outcome = session.run()
+        flag.check()
         if info.writer:
             print(outcome.report, flush=True)
         if outcome.result.stopped == "cancelled":

@@ -215,33 +215,61 @@ def _rank_pids(launcher: int) -> dict[int, int]:
     return found
 
 
-def test_a_killed_rank_stops_the_other_with_a_clear_message_and_loadable_files(comfy_host, pack, exported, tmp_path):
-    path, _ = exported
-    long_run = run_file_with(path, path.parent / "long.run.json", steps=500, save_every=1)
-    out = tmp_path / "killed"
+def start_long_run(comfy_host, path: Path, out: Path, save_every: int) -> tuple[subprocess.Popen, Path]:
+    """A 2-rank run of 500 steps, returned once its checkpoint of step 3 (with `.optim`) exists."""
+    long_run = run_file_with(path, path.parent / f"long-{out.name}.run.json", steps=500, save_every=save_every)
     (out / "hypernetworks").mkdir(parents=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     process = subprocess.Popen(runner_command(comfy_host, long_run, out, 2), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+                               stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT, start_new_session=True)
     try:
-        run_folder = out / "hypernetworks" / NAME
         deadline = time.monotonic() + 600
-        while not (run_folder / f"{NAME}-3.pt.optim").exists():
+        while not (out / "hypernetworks" / NAME / f"{NAME}-3.pt.optim").exists():
             assert process.poll() is None, process.communicate()[1][-4000:]
             assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
             time.sleep(0.5)
-        pids = _rank_pids(process.pid)
-        assert set(pids) == {0, 1}, pids
-        os.kill(pids[1], signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=300)
+    except BaseException:
+        process.kill()
+        raise
     finally:
         long_run.unlink()
+    return process, out / "hypernetworks" / NAME
+
+
+def finish(process: subprocess.Popen) -> str:
+    try:
+        return process.communicate(timeout=300)[1]
+    finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def newest_checkpoint_loads(pack, folder: Path) -> int:
+    checkpoints = pack.hypernet.train.checkpoints.RunFolder(folder.parent, NAME).checkpoints()
+    assert checkpoints and checkpoints[-1].step >= 3
+    last = checkpoints[-1]
+    assert pack.hypernet.network.fileio.load_hypernetwork(last.path).step == last.step
+    assert pack.hypernet.network.fileio.load_optimizer_state(last.path).ok
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name]
+    return last.step
+
+
+def test_ctrl_c_stops_every_rank_at_one_step_and_rank_0_saves_it(comfy_host, pack, exported, tmp_path):
+    process, folder = start_long_run(comfy_host, exported[0], tmp_path / "interrupted", save_every=3)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: the whole process group
+    stderr = finish(process)
+    assert process.returncode != 0
+    step = newest_checkpoint_loads(pack, folder)
+    for rank in (0, 1):
+        assert f"[rank {rank}] stopped at step {step} by Ctrl-C" in stderr, stderr[-4000:]
+
+
+def test_a_killed_rank_stops_the_other_with_a_clear_message_and_loadable_files(comfy_host, pack, exported, tmp_path):
+    process, folder = start_long_run(comfy_host, exported[0], tmp_path / "killed", save_every=1)
+    pids = _rank_pids(process.pid)
+    assert set(pids) == {0, 1}, pids
+    os.kill(pids[1], signal.SIGKILL)
+    stderr = finish(process)
     assert process.returncode != 0
     assert "[rank 0]" in stderr and ("another rank" in stderr or "SIGTERM" in stderr), stderr[-4000:]
-    checkpoints = pack.hypernet.train.checkpoints.RunFolder(out / "hypernetworks", NAME).checkpoints()
-    assert checkpoints and checkpoints[-1].step >= 3
-    last = checkpoints[-1].path
-    assert pack.hypernet.network.fileio.load_hypernetwork(last).step == checkpoints[-1].step
-    assert pack.hypernet.network.fileio.load_optimizer_state(last).ok
+    newest_checkpoint_loads(pack, folder)
