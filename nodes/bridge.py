@@ -629,7 +629,8 @@ class TrainingModel:
         return out
 
     def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator",
-                              max_timestep: int = 1000, rows: slice | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
+                              max_timestep: int = 1000, rows: slice | None = None
+                              ) -> tuple["torch.Tensor", "torch.Tensor"]:
         """The model's output and its target in the model's own output space (eps or v, ...).
 
         A uniform random timestep and Gaussian noise per sample (A1111's loss); the host's

@@ -31,8 +31,6 @@ from ..hypernet.util.names import safe_name
 from . import bridge, network_files
 from .training_session import TrainingSession
 
-logger = logging.getLogger(__name__)
-
 EXIT_ERROR, EXIT_DIVERGED, EXIT_STOPPED = 1, 3, 130
 TRAIN_CLASS = "TrainHypernetwork"
 REPEAT_WINDOW_S = 2.0

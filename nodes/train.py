@@ -59,7 +59,7 @@ _OPTIONAL = {
                                          "that this training did not write. Off: such a file is never replaced."}),
     "export_run_file": ("BOOLEAN", {"default": False,
                                     "tooltip": "Write this run as a run file (output/hypernetwork_runs/) for the "
-                                               "headless multi-GPU runner (scripts/train_run.py) instead of training."}),
+                                               "headless multi-GPU runner (scripts/train_run.py); trains nothing."}),
 }
 
 

@@ -201,7 +201,8 @@ class TrainingSession:
         hooks = TrainHooks(
             should_stop=role.should_stop if role is not None else bridge.interrupted, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
-            preview=None if role is not None and not role.writer else lambda step, net: self._preview(training_model, step),
+            preview=(None if role is not None and not role.writer  # only rank 0 writes previews
+                     else lambda step, net: self._preview(training_model, step)),
             on_event=lambda event: self._send("event", event))
         self.run_folder.write_settings({"config": self.config.to_dict(), "network": self.network.config.to_dict(),
                                         "dataset": {"root": self.dataset.root, "items": len(self.dataset)},

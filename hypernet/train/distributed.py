@@ -62,7 +62,8 @@ def world_from_env(env: dict | None = None) -> WorldInfo:
     except ValueError as exc:
         raise ValueError(f"RANK/WORLD_SIZE/LOCAL_RANK must be whole numbers ({exc}); launch with torchrun") from None
     if world < 1 or not 0 <= rank < world or local < 0:
-        raise ValueError(f"RANK {rank} / WORLD_SIZE {world} / LOCAL_RANK {local} are inconsistent; launch with torchrun")
+        raise ValueError(f"RANK {rank} / WORLD_SIZE {world} / LOCAL_RANK {local} are inconsistent; "
+                         "launch with torchrun")
     return WorldInfo(rank, world, local)
 
 
