@@ -206,6 +206,7 @@ class TrainingSession:
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
         lines = [result.message, self.start_message, *self.notes,
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
+                 precision_line(self.config.training_dtype, result.training_dtype),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
                  f"checkpoints in {self.run_folder.root}"]
@@ -215,6 +216,12 @@ class TrainingSession:
         if result.final_path is not None:
             lines.append(f"final file: {result.final_path}")
         return "\n".join(lines)
+
+
+def precision_line(chosen: str, used: str) -> str:
+    """The dtype the model forward ran in, and that "auto" chose it."""
+    how = {"fp32": "fp32 (no autocast)", "bf16": "bf16 autocast", "fp16": "fp16 autocast with loss scaling"}[used]
+    return f"precision: {how}" + (" (training_dtype auto)" if chosen == "auto" else "")
 
 
 _REPORTED_EVENTS = ("rollback", "optimizer_reset")

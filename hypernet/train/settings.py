@@ -31,7 +31,7 @@ HostChoices = Mapping[str, Callable[[], list[str]]]  # e.g. {HOST_SAMPLERS: brid
 
 CLIP_GRAD_MODES = ("none", "value", "norm")
 LATENT_SAMPLING = ("once", "deterministic", "random")
-TRAINING_DTYPES = ("fp32", "bf16", "fp16")
+TRAINING_DTYPES = ("auto", "fp32", "bf16", "fp16")
 LOSS_TYPES = ("mse", "l1", "huber")
 SCHEDULERS = ("a1111", "cosine_restarts")
 PREVIEW_SEED_MODES = ("fixed", "random")
@@ -137,8 +137,9 @@ SETTINGS: tuple[Setting, ...] = _settings(
     Setting("adamw_beta1", "FLOAT", 0.9, "AdamW beta1.", TRAINING_OPTIONS, min=0.0, max=0.9999, step=0.001),
     Setting("adamw_beta2", "FLOAT", 0.999, "AdamW beta2.", TRAINING_OPTIONS, min=0.0, max=0.99999, step=0.0001),
     Setting("adamw_eps", "FLOAT", 1e-8, "AdamW epsilon.", TRAINING_OPTIONS, min=1e-12, max=1e-2, step=1e-9),
-    Setting("training_dtype", "COMBO", "fp32",
-            "Autocast dtype for the model forward; the hypernetwork itself always stays fp32.", TRAINING_OPTIONS,
+    Setting("training_dtype", "COMBO", "auto",
+            "Autocast dtype for the model forward; the hypernetwork itself always stays fp32. auto: bf16/fp16 on "
+            "a CUDA GPU, fp32 on the CPU.", TRAINING_OPTIONS,
             choices=TRAINING_DTYPES),
     Setting("gradient_checkpointing", "BOOLEAN", False, "Recompute transformer blocks in backward: less memory.",
             TRAINING_OPTIONS),
