@@ -149,3 +149,12 @@ def test_a_saved_explicit_dtype_is_kept_and_new_configs_default_to_auto():
     assert TrainConfig.from_json('{"config": {"training_dtype": "fp32"}}').training_dtype == "fp32"
     assert settings.BY_NAME["training_dtype"].choices[0] == "auto"
 
+
+def test_widget_tooltips_say_more_than_the_name():
+    """A newcomer's tooltip: what it does and when to change it, not the name again."""
+    for setting in settings.SETTINGS:
+        if setting.node is None:
+            continue
+        words = setting.tooltip.split()
+        assert len(words) >= 6, (setting.name, setting.tooltip)
+        assert setting.name.replace("_", " ").lower() not in setting.tooltip.lower()[:len(setting.name) + 2], setting.name
