@@ -10,6 +10,7 @@ prompt (`LEGACY_INPUT_TYPES`, Train's options) are checked the same way.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 from ..hypernet.train.settings import check_value, setting_from_input
@@ -29,14 +30,23 @@ def _declared_inputs(node_class: type) -> dict[str, Any]:
     return inputs
 
 
+def _validated_by_node(node_class: type) -> set[str]:
+    """Inputs the node's own VALIDATE_INPUTS checks (e.g. a combo that still accepts renamed values)."""
+    validate = getattr(node_class, "VALIDATE_INPUTS", None)
+    return set(inspect.getfullargspec(validate).args) if validate is not None else set()
+
+
 def input_errors(node_class: type, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(input name, message) for each raw value that does not fit its declared input."""
     declared = _declared_inputs(node_class)
+    own_check = _validated_by_node(node_class)
     errors = []
     for name, value in inputs.items():
         setting = setting_from_input(name, declared.get(name))
         if setting is None or _is_link(value):
             continue  # a socket, an input the node does not take, or a link (the host checks those)
+        if setting.kind == "COMBO" and name in own_check:
+            continue  # its VALIDATE_INPUTS decides which values it takes, as the host lets it
         if isinstance(value, dict) and "__value__" in value:
             continue  # current ComfyUI's wrapper for list-valued widgets
         try:

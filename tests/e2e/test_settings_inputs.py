@@ -184,3 +184,5 @@ def test_a_settings_json_out_of_range_is_refused_before_training(comfy_server, d
         comfy_server.run(graph, timeout=300)
     assert named in error.value.payload["exception_message"]
     assert not (comfy_server.layout.hypernetworks / name).exists()
+
+
