@@ -252,7 +252,7 @@ def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") ->
 
     Hashes are cached in the hypernetworks folder (HASH_CACHE_NAME), so a big file is hashed once.
     """
-    from ..hypernet.network.checkpoint_hash import BaseModel, HashCache, base_model_of
+    from ..hypernet.network.base_model_hash import BaseModel, HashCache, base_model_of
 
     traced = trace_model_loader(prompt, node_id, input_name)
     if isinstance(traced, str):
