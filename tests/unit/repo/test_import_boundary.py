@@ -53,6 +53,7 @@ LAYERS = {
     "network": {"util"},
     "data": {"util"},
     "grid": {"util"},
+    "graph": set(),
     "tagger": {"data", "util"},
     "preprocess": {"data", "util"},
     "train": {"network", "data", "grid", "util"},
