@@ -173,7 +173,7 @@ def case_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     import_pure_core()
     from hypernet.data.load import load_dataset
     from hypernet.preprocess.pipeline import preprocess
-    from hypernet.preprocess.config import PreprocessConfig
+    from hypernet.preprocess.preprocess_config import PreprocessConfig
 
     folder = Path(tempfile.mkdtemp(prefix="hn_bench_pre_"))
     try:

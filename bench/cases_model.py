@@ -61,7 +61,7 @@ class BenchSetup:
         self.unet_params = sum(p.numel() for p in model.diffusion_model.parameters())
 
     def network(self, name: str = "bench", layer_structure=(1, 2, 1), sizes=None):
-        cfg = self.hn.network.config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
+        cfg = self.hn.network.hypernetwork_config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
                                                 layer_structure=list(layer_structure), activation_func="relu")
         with self.torch.inference_mode():
             network = self.hn.network.module.Hypernetwork.create(cfg)
@@ -380,7 +380,7 @@ def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
     for norm in bridge._block_norms(unet):
         norm.register_forward_pre_hook(bridge._clone_input)
     widths = [320, 640, 1280, 768]
-    network = hn.network.module.Hypernetwork.create(hn.network.config.HypernetworkConfig(
+    network = hn.network.module.Hypernetwork.create(hn.network.hypernetwork_config.HypernetworkConfig(
         name="paper", sizes=widths, layer_structure=[1, 2, 1], activation_func="relu")).to("meta")
     latent = args["latent"]
 

@@ -195,7 +195,7 @@ def import_host(cpu: bool = True) -> types.SimpleNamespace:
         pack = importlib.util.module_from_spec(spec)
         sys.modules[PACK_NAME] = pack
         spec.loader.exec_module(pack)
-    for name in ("network.patch", "network.module", "network.config", "train.trainer"):
+    for name in ("network.patch", "network.module", "network.hypernetwork_config", "train.trainer"):
         importlib.import_module(f"{PACK_NAME}.hypernet.{name}")
     importlib.import_module(f"{PACK_NAME}.nodes.bridge")
     tiny_spec = importlib.util.spec_from_file_location(

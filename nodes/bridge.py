@@ -194,51 +194,11 @@ def executing_node_id() -> str | None:
 
 # ------------------------------------------------------------------ base checkpoint (sd_checkpoint)
 
-# Loader inputs that name a model file, and the model folder each is looked up in (first found).
-_LOADER_FILE_INPUTS = {"ckpt_name": ("checkpoints",), "unet_name": ("diffusion_models", "unet")}
 HASH_CACHE_NAME = ".checkpoint_hashes.json"
 
 
-def _link(value: Any) -> str | None:
-    """The source node id of a prompt-graph link (`[node_id, output_index]`), else None."""
-    if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], int):
-        return str(value[0])
-    return None
-
-
-def trace_model_loader(prompt: Any, node_id: Any, input_name: str = "model") -> tuple[str, str, str] | str:
-    """Follow `input_name` of `node_id` upstream through MODEL-passing nodes to the loader node.
-
-    Returns (loader class, loader input, file name) or a sentence saying why it cannot be known.
-    """
-    if not isinstance(prompt, dict) or node_id is None:
-        return "the workflow graph is not available (the node ran outside a queued prompt)"
-    current, name, seen = str(node_id), input_name, set()
-    while True:
-        node = prompt.get(current)
-        if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
-            return f"node {current} is not in the workflow graph"
-        source = _link(node["inputs"].get(name))
-        if source is None:
-            return f"the {name} input of node {current} is not connected"
-        if source in seen:
-            return "the MODEL links form a loop"
-        seen.add(source)
-        upstream = prompt.get(source)
-        if not isinstance(upstream, dict) or not isinstance(upstream.get("inputs"), dict):
-            return f"node {source} is not in the workflow graph"
-        inputs, class_type = upstream["inputs"], str(upstream.get("class_type", "?"))
-        for file_input in _LOADER_FILE_INPUTS:
-            if isinstance(inputs.get(file_input), str):
-                return class_type, file_input, inputs[file_input]
-        if _link(inputs.get("model")) is None:
-            return (f"the MODEL comes from node {source} ({class_type}), which is not a checkpoint loader "
-                    "and has no model input to follow")
-        current, name = source, "model"
-
-
-def _resolve_model_file(file_input: str, name: str) -> Path | None:
-    for kind in _LOADER_FILE_INPUTS[file_input]:
+def _resolve_model_file(folder_kinds: tuple[str, ...], name: str) -> Path | None:
+    for kind in folder_kinds:
         try:
             path = folder_paths.get_full_path(kind, name)
         except KeyError:  # folder kind unknown to this host version
@@ -253,13 +213,14 @@ def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") ->
 
     Hashes are cached in the hypernetworks folder (HASH_CACHE_NAME), so a big file is hashed once.
     """
-    from ..hypernet.network.checkpoint_hash import BaseModel, HashCache, base_model_of
+    from ..hypernet.graph.model_source import trace_model_loader  # the pure graph walk
+    from ..hypernet.network.base_model_hash import BaseModel, HashCache, base_model_of
 
     traced = trace_model_loader(prompt, node_id, input_name)
     if isinstance(traced, str):
         return BaseModel(why=traced)
-    class_type, file_input, name = traced
-    path = _resolve_model_file(file_input, name)
+    class_type, _, name = traced
+    path = _resolve_model_file(traced.folder_kinds, name)
     if path is None or not path.is_file():
         return BaseModel(why=f"{class_type}'s file {shown(name)} was not found in the model folders")
     cache = HashCache(default_hypernetwork_folder() / HASH_CACHE_NAME)

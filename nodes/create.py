@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..hypernet.network.activations import creatable_activation_names
-from ..hypernet.network.config import WEIGHT_INITIALIZATIONS, HypernetworkConfig, parse_float_list, parse_int_list
+from ..hypernet.network.hypernetwork_config import WEIGHT_INITIALIZATIONS, HypernetworkConfig, parse_float_list, parse_int_list
 from ..hypernet.network.fileio import save_hypernetwork
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.util.names import safe_name

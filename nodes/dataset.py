@@ -5,7 +5,7 @@ import logging
 
 from ..hypernet.data.fingerprint import folder_fingerprint
 from ..hypernet.data.load import LoadResult, load_dataset, scan_depth
-from ..hypernet.data.preview import preview_tensor
+from ..hypernet.data.dataset_preview import preview_tensor
 from ..hypernet.data.sidecar import with_editor_edits
 from . import bridge
 from .sockets import CATEGORY_DATASET, HN_DATASET

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..hypernet.network.checkpoint_hash import sha256_file
+from ..hypernet.network.base_model_hash import sha256_file
 from ..hypernet.network.fileio import load_hypernetwork
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.train import distributed

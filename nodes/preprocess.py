@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from ..hypernet.data.preview import preview_tensor
+from ..hypernet.data.dataset_preview import preview_tensor
 from ..hypernet.preprocess.autosize import OBJECTIVES
 from ..hypernet.preprocess.captions import CAPTION_ACTIONS, caption_action
-from ..hypernet.preprocess.config import IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
+from ..hypernet.preprocess.preprocess_config import IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
 from ..hypernet.preprocess.pipeline import preprocess
 from ..hypernet.util.paths import climbs_out, user_folder
 from . import bridge

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..hypernet.data.dataset import Dataset
-from ..hypernet.network.checkpoint_hash import HashCache, sha256_file
+from ..hypernet.network.base_model_hash import HashCache, sha256_file
 from ..hypernet.network.fileio import save_hypernetwork
 from ..hypernet.network.module import Hypernetwork
-from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.train_config import TrainConfig
 from ..hypernet.train.log import LossHistory
 from ..hypernet.train.loss_plot import render_loss_plot
-from ..hypernet.train.preview import PreviewSettings
+from ..hypernet.train.training_preview import PreviewSettings
 from ..hypernet.train.run_file import RUN_SUFFIX, START_SUFFIX, LoaderNode, NetworkSource, RunFile
 from ..hypernet.util.atomic import TargetExistsError, atomic_path, atomic_write_text
 from . import bridge

@@ -6,9 +6,9 @@ import json
 from ..hypernet.network.fileio import load_hypernetwork
 from ..hypernet.train import settings
 from ..hypernet.train.checkpoints import RunFolder
-from ..hypernet.train.config import TrainConfig, preset_from_json
+from ..hypernet.train.train_config import TrainConfig, preset_from_json
 from ..hypernet.train.loss_plot import render_loss_plot
-from ..hypernet.train.preview import PreviewSettings
+from ..hypernet.train.training_preview import PreviewSettings
 from ..hypernet.train.trainer import copy_network
 from ..hypernet.util.names import safe_name
 from . import bridge, network_files, run_export

@@ -19,10 +19,10 @@ from ..hypernet.network.patch import HypernetworkPatch, require_match
 from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
 from ..hypernet.train.checkpoints import RunFolder
-from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.train_config import TrainConfig
 from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
-from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
+from ..hypernet.train.training_preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.templates import parse_template
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, resume_point
 from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder

@@ -7,7 +7,7 @@
 - `folder_walk`: the one deterministic folder walk (`walk_sorted`).
 - `fingerprint`: a cheap fingerprint of a folder, so ComfyUI rescans only on change
   (`folder_fingerprint`).
-- `preview`: the first items as a ComfyUI IMAGE batch (`preview_tensor`).
+- `dataset_preview`: the first items as a ComfyUI IMAGE batch (`preview_tensor`).
 - Dataset editor: `roots` (which folders it may open), `index` (`scan_folder`, filters, tag
   counts), `edit` (tag operations on captions), `sidecar` (non-destructive edits file),
   `caption_save` (`save`, restore points), `thumbs` (`thumbnail_jpeg`).

@@ -23,7 +23,7 @@ import torch
 
 from ..util.atomic import atomic_path, atomic_write_with
 from .activations import normalize_activation_name
-from .config import MAX_WIDTH, WEIGHT_INITIALIZATIONS, HypernetworkConfig, derive_dropout_structure
+from .hypernetwork_config import MAX_WIDTH, WEIGHT_INITIALIZATIONS, HypernetworkConfig, derive_dropout_structure
 from .module import METADATA_KEYS, Hypernetwork, check_extra_metadata
 
 logger = logging.getLogger(__name__)

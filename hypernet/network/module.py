@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 
 from .activations import NO_ACTIVATION, make_activation, warn_if_not_stock
-from .config import HypernetworkConfig
+from .hypernetwork_config import HypernetworkConfig
 
 logger = logging.getLogger(__name__)
 

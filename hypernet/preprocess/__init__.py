@@ -1,6 +1,6 @@
 """Preprocess: crops, resizes, buckets, flips and captions of a Dataset (A1111 + kohya).
 
-- `config`: `PreprocessConfig`, validated on creation.
+- `preprocess_config`: `PreprocessConfig`, validated on creation.
 - `pipeline`: `preprocess` (lazily, or writing PNG + caption files).
 - `plan`: which outputs one image yields, as Transforms (`plan_outputs`).
 - `focal`, `autosize`, `split`, `buckets`: A1111 autocrop, auto-sized crop, split oversized

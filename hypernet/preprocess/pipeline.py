@@ -25,7 +25,7 @@ from ..data.images import BAD_REASONS, BadImageError
 from ..data.load import BadFile
 from .buckets import BucketChoice, make_bucket_resolutions
 from .captions import combine_caption
-from .config import PreprocessConfig
+from .preprocess_config import PreprocessConfig
 from .focal import FACES_NOTE
 from .output import (OutputFolder, output_stem, prepare_output_folder, write_caption,
                                 write_manifest, write_png)

@@ -13,7 +13,7 @@ from PIL import Image
 from ..data.dataset import Transform, centre_box, crop_transform
 from .autosize import autosize_transform, choose_size
 from .buckets import BucketChoice, bucket_transform, select_bucket
-from .config import PreprocessConfig
+from .preprocess_config import PreprocessConfig
 from .focal import focal_crop
 from .split import split_tiles
 

@@ -20,8 +20,8 @@ from typing import Any, Mapping
 
 from ..data.dataset import Dataset
 from ..util.names import safe_name, safe_relative_name
-from .config import TrainConfig
-from .preview import PreviewSettings
+from .train_config import TrainConfig
+from .training_preview import PreviewSettings
 
 RUN_FORMAT = "comfyui-hypernetwork-run"
 RUN_VERSION = 1

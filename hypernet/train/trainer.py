@@ -23,7 +23,7 @@ from ..network.fileio import load_optimizer_state, save_hypernetwork, save_optim
 from ..network.module import Hypernetwork
 from .batches import BatchPlan, PlannedBatch, rank_share
 from .checkpoints import RunFolder
-from .config import TrainConfig
+from .train_config import TrainConfig
 from .log import LossHistory, LossRow
 from .precision import AUTOCAST_DTYPES, device_supports_bf16, resolve_training_dtype
 from .templates import derive_seed

@@ -829,7 +829,7 @@ def test_a_workflow_saved_with_the_previous_train_layout_runs_with_its_values(br
 
 
 def test_apply_info_box_shows_a_composition_and_its_members(browser, comfy_server):
-    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.hypernetwork_config import HypernetworkConfig
     from hypernet.network.fileio import save_hypernetwork
     from hypernet.network.module import Hypernetwork
 

@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import save_hypernetwork
 from hypernet.network.module import Hypernetwork
 from tests.e2e.test_xygrid import add_grid, grid_file, saved_images

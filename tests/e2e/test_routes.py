@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import load_hypernetwork, optim_path, save_hypernetwork
 from hypernet.network.module import Hypernetwork
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import save_hypernetwork
 from hypernet.network.module import Hypernetwork
 from tests.support.datasets import make_shapes_dataset

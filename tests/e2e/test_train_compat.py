@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import load_hypernetwork, save_hypernetwork, save_optimizer_state
 from hypernet.network.module import Hypernetwork
 from tests.e2e.test_training_server import training_graph

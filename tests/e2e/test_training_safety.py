@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import load_hypernetwork, optim_path, save_hypernetwork
 from hypernet.network.module import Hypernetwork
 from tests.support.datasets import make_shapes_dataset

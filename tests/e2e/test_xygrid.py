@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import save_hypernetwork
 from hypernet.network.module import Hypernetwork
 from tests.support.networks import loud_weights

@@ -44,7 +44,7 @@ def make_file(comfy_host, name, activation, layer_norm, seed=0, activate_output=
     hn = comfy_host.pack.hypernet
     if activate_output is None:
         activate_output = layer_norm and activation != "linear"
-    config = hn.network.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func=activation,
+    config = hn.network.hypernetwork_config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func=activation,
                                           is_layer_norm=layer_norm, activate_output=activate_output,
                                           sizes=[768, 32, 64], seed=seed)
     network = hn.network.module.Hypernetwork.create(config)
@@ -105,7 +105,7 @@ def test_apply_never_mutates_the_incoming_model(comfy_host, tiny):
 def test_network_with_no_matching_width_is_an_error(comfy_host, tiny):
     hn = comfy_host.pack.hypernet
     model, _, _ = tiny
-    config = hn.network.config.HypernetworkConfig(name="sdxl_only", sizes=[2048, 1280])
+    config = hn.network.hypernetwork_config.HypernetworkConfig(name="sdxl_only", sizes=[2048, 1280])
     network = hn.network.module.Hypernetwork.create(config)
     with pytest.raises(ValueError, match="none match"):
         comfy_host.pack.nodes.apply.ApplyHypernetwork().apply(model, "none", 1.0, hypernetwork=network)
@@ -130,7 +130,7 @@ def test_dropout_networks_are_deterministic_here_and_random_in_the_stock_loader(
     never calls eval()), so two identical samplings differ; ours runs in eval mode and repeats."""
     hn = comfy_host.pack.hypernet
     model, positive, negative = tiny
-    config = hn.network.config.HypernetworkConfig(name="dropout_net", layer_structure=[1, 2, 2, 1], sizes=[768, 32, 64],
+    config = hn.network.hypernetwork_config.HypernetworkConfig(name="dropout_net", layer_structure=[1, 2, 2, 1], sizes=[768, 32, 64],
                                           use_dropout=True, dropout_structure=[0, 0.3, 0.3, 0])
     network = hn.network.module.Hypernetwork.create(config)
     loud_weights(network, 5)

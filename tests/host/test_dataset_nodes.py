@@ -49,7 +49,7 @@ def image_batch(probs: dict):
     return torch.from_numpy(pixels)[None]
 
 
-# ------------------------------------------------------------------ IS_CHANGED fingerprint (the digest itself: tests/unit/test_data_fingerprint.py)
+# ------------------------------------------------------------------ IS_CHANGED fingerprint (the digest itself: tests/unit/data/test_fingerprint.py)
 
 
 def test_is_changed_uses_the_scan_depth_of_the_inputs(pack_module, tmp_path):

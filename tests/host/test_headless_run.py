@@ -48,7 +48,7 @@ def setup(comfy_host, pack, tmp_path_factory):
     dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
     model, clip, vae = comfy_host.tiny.build_tiny("sd1", 0)
     widths = pack.nodes.bridge.attention_widths(model)
-    config = pack.hypernet.network.config.HypernetworkConfig(name=NAME, sizes=list(widths["self"] + widths["cross"]),
+    config = pack.hypernet.network.hypernetwork_config.HypernetworkConfig(name=NAME, sizes=list(widths["self"] + widths["cross"]),
                                                              seed=3)
     with torch.inference_mode():
         network = pack.hypernet.network.module.Hypernetwork.create(config)

@@ -16,8 +16,8 @@ def pack(comfy_host):
 
 def test_option_defaults_are_the_training_defaults(pack):
     options = pack.nodes.train_options.option_defaults()
-    config = pack.hypernet.train.config.TrainConfig()
-    preview = pack.hypernet.train.preview.PreviewSettings()
+    config = pack.hypernet.train.train_config.TrainConfig()
+    preview = pack.hypernet.train.training_preview.PreviewSettings()
     declared = pack.hypernet.train.settings.BY_NAME
     checked = 0
     for name, default in options.items():
@@ -33,7 +33,7 @@ def test_option_defaults_are_the_training_defaults(pack):
 def test_train_node_widget_defaults_are_the_training_defaults(pack):
     """The Train node's own widgets, and what an API prompt that leaves an optional input out gets."""
     spec = pack.nodes.train.TrainHypernetwork.INPUT_TYPES()
-    config = pack.hypernet.train.config.TrainConfig()
+    config = pack.hypernet.train.train_config.TrainConfig()
     config_fields = {f.name for f in dataclasses.fields(config)}
     widgets = {name: s[1]["default"] for name, s in {**spec["required"], **spec["optional"]}.items()
                if len(s) > 1 and "default" in s[1] and name in config_fields}

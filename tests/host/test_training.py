@@ -24,7 +24,7 @@ def shapes(tmp_path_factory, pack):
 
 
 def create(pack, name, sizes, seed=0, **kwargs):
-    config = pack.hypernet.network.config.HypernetworkConfig(name=name, sizes=sizes, seed=seed, **kwargs)
+    config = pack.hypernet.network.hypernetwork_config.HypernetworkConfig(name=name, sizes=sizes, seed=seed, **kwargs)
     with torch.inference_mode():
         return pack.hypernet.network.module.Hypernetwork.create(config)
 
@@ -212,7 +212,7 @@ def test_bucketed_variable_size_dataset_trains_with_batches(comfy_host, pack, tm
         Image.new("RGB", size, (40 * index, 100, 200)).save(folder / f"{index}.png")
         (folder / f"{index}.txt").write_text(f"image {index}")
     dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
-    config = importlib.import_module(f"{pack.__name__}.hypernet.preprocess.config").PreprocessConfig(
+    config = importlib.import_module(f"{pack.__name__}.hypernet.preprocess.preprocess_config").PreprocessConfig(
         width=96, height=96, mode="buckets", bucket_min=64, bucket_max=128, bucket_step=32)
     bucketed = importlib.import_module(f"{pack.__name__}.hypernet.preprocess.pipeline").preprocess(dataset, config).dataset
     assert len({item.size for item in bucketed.items}) >= 2

@@ -163,7 +163,7 @@ def test_prompt_sr_on_both_axes_replaces_both(comfy_host, tiny):
 
 def make_network(comfy_host, name, seed=0):
     hn = comfy_host.pack.hypernet
-    config = hn.network.config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func="relu",
+    config = hn.network.hypernetwork_config.HypernetworkConfig(name=name, layer_structure=[1, 2, 1], activation_func="relu",
                                           sizes=[768, 32, 64], seed=seed)
     network = hn.network.module.Hypernetwork.create(config)
     loud_weights(network, seed + 7)

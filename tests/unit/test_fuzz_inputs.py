@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import save_file
 
 from hypernet.grid.values import AxisContext, AxisType, check_grid_size, parse_axis
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import load_pt, load_safetensors, save_safetensors
 from hypernet.network.module import METADATA_KEYS, Hypernetwork
 from hypernet.train.checkpoints import RunFolder
-from hypernet.train.config import TrainConfig
+from hypernet.train.train_config import TrainConfig
 from hypernet.util.names import MAX_NAME_BYTES, safe_name, safe_relative_name
 
 CLEAR = (ValueError, FileNotFoundError)

@@ -11,7 +11,7 @@ import torch
 
 from hypernet.util.atomic import (TargetExistsError, atomic_write_bytes, default_file_mode, is_temp_name,
                              remove_stale_temp_files, require_writable_folder)
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import optim_path, save_hypernetwork, save_optimizer_state
 from hypernet.network.health import network_warnings
 from hypernet.network.module import Hypernetwork

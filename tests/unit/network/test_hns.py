@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hypernet.network.composition import Composition, bind
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.hns import (
     MAX_DEPTH, CompositionError, MemberSpec, ParallelSpec, SequenceSpec, legacy_model_hash, parse_composition,
     read_composition, resolve_member,

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from hypernet.data.load import load_dataset
-from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.preprocess_config import PreprocessConfig
 from hypernet.preprocess.pipeline import preprocess
 from tests.support.images import pattern_rgb
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from tests.support.pack_files import CATALOG
+from tests.support.pack_files import CATALOG, REPO_ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO_ROOT / "README.md"
 
 
 def readme_node_rows() -> dict[str, str]:

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import load_hypernetwork, load_optimizer_state
 from hypernet.network.module import Hypernetwork
 from hypernet.train.batches import BatchPlan
 from hypernet.train.checkpoints import RunFolder
-from hypernet.train.config import TrainConfig
+from hypernet.train.train_config import TrainConfig
 from hypernet.train.log import CSV_NAME, LossHistory
 from hypernet.train.templates import derive_seed
 from hypernet.train.trainer import LR_SCALE_KEY, Trainer, TrainHooks, copy_network, element_loss, resume_point

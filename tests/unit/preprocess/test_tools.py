@@ -9,7 +9,7 @@ from PIL import Image
 
 from hypernet.data.dataset import Dataset, DatasetItem, apply_transform, load_item_image
 from hypernet.preprocess.autosize import choose_size
-from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.preprocess_config import PreprocessConfig
 from hypernet.preprocess.focal import corner_points, entropy_point, focal_crop
 from hypernet.preprocess.pipeline import preprocess
 from hypernet.preprocess.plan import plan_outputs

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from hypernet.train.templates import (
     template_line_index,
 )
 from hypernet.util.caption_tags import split_tags
+from tests.support.pack_files import REPO_ROOT
 
 CAPTION = "red hair, blue eyes, smile, outdoors, hat, dress, tree, sky"
 # many lines, as A1111's template files have (subject_filewords.txt has 27)
@@ -62,7 +62,7 @@ def test_choose_template_line_returns_a_line():
 def test_derive_seed_is_stable_across_processes():
     code = "from hypernet.train.templates import derive_seed; print(derive_seed('tags', 1, 2, 3))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2],
+                         cwd=REPO_ROOT,
                          env={"PYTHONHASHSEED": "123", "PYTHONPATH": "."})
     assert int(out.stdout) == derive_seed("tags", 1, 2, 3)
 

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from hypernet.network.config import HypernetworkConfig, parse_float_list
+from hypernet.network.hypernetwork_config import HypernetworkConfig, parse_float_list
 from hypernet.network.fileio import load_hypernetwork, load_pt, save_hypernetwork, save_pt
 from hypernet.network.module import Hypernetwork
 

@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from hypernet.train import config as config_module
+from hypernet.train import train_config as config_module
 from hypernet.train import schedule as schedule_module
 from hypernet.train import settings
-from hypernet.train.config import TrainConfig, preset_from_json
-from hypernet.train.preview import PreviewSettings
+from hypernet.train.train_config import TrainConfig, preset_from_json
+from hypernet.train.training_preview import PreviewSettings
 from hypernet.train.schedule import CosineRestarts, StepSchedule
 
 # training_settings.json's "config" as every earlier version wrote it (key -> default; the default

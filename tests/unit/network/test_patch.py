@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.module import Hypernetwork
 from hypernet.network.patch import HypernetworkPatch, match_widths, require_match
 
@@ -158,7 +158,7 @@ def _count_forwards(module):
 
 
 def test_same_context_tensor_is_computed_once_and_reused():
-    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.hypernetwork_config import HypernetworkConfig
     from hypernet.network.module import Hypernetwork
     from hypernet.network.patch import HypernetworkPatch
 
@@ -181,7 +181,7 @@ def test_same_context_tensor_is_computed_once_and_reused():
 
 
 def test_dropout_in_training_is_never_memoised():
-    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.hypernetwork_config import HypernetworkConfig
     from hypernet.network.module import Hypernetwork
     from hypernet.network.patch import HypernetworkPatch
 
@@ -197,7 +197,7 @@ def test_dropout_in_training_is_never_memoised():
 
 def test_memo_works_on_inference_tensors():
     """ComfyUI samples under inference mode, where tensors have no version counter."""
-    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.hypernetwork_config import HypernetworkConfig
     from hypernet.network.module import Hypernetwork
     from hypernet.network.patch import HypernetworkPatch
 
@@ -213,7 +213,7 @@ def test_memo_works_on_inference_tensors():
 
 def test_memo_survives_interleaved_self_attention_calls():
     """In a UNet every block calls attn1 (self, other widths) between two attn2 calls (context)."""
-    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.hypernetwork_config import HypernetworkConfig
     from hypernet.network.module import Hypernetwork
     from hypernet.network.patch import HypernetworkPatch
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from hypernet.data.dataset import load_item_image
 from hypernet.data.load import load_dataset
-from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.preprocess_config import PreprocessConfig
 from hypernet.preprocess.output import MANIFEST_NAME
 from hypernet.preprocess.pipeline import preprocess
 from tests.support.images import build_mode_zoo, pattern_rgb, tree_hashes

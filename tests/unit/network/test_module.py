@@ -17,7 +17,7 @@ from hypernet.network.activations import (
     is_stock_comfy_activation,
     make_activation,
 )
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.module import Hypernetwork, HypernetworkModule, expected_state_shapes, init_weights
 
 STOCK_NINE = ["linear", "relu", "leakyrelu", "elu", "swish", "tanh", "sigmoid", "softsign", "mish"]

@@ -8,7 +8,7 @@ from PIL import Image
 from hypernet.data.dataset import Dataset, DatasetItem, load_item_image
 from hypernet.data.load import load_dataset
 from hypernet.preprocess.captions import combine_caption
-from hypernet.preprocess.config import PreprocessConfig
+from hypernet.preprocess.preprocess_config import PreprocessConfig
 from hypernet.preprocess.pipeline import preprocess
 from hypernet.preprocess.plan import fit_transform, keep_transform
 from tests.support.images import build_mode_zoo, pattern_rgb

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from hypernet.network import checkpoint_hash
-from hypernet.network.checkpoint_hash import HashCache, a1111_model_name, base_model_of
+from hypernet.network import base_model_hash
+from hypernet.network.base_model_hash import HashCache, a1111_model_name, base_model_of
 
 
 def test_short_hash_is_the_first_ten_hex_of_sha256_and_name_is_a1111s(tmp_path):
@@ -30,8 +30,8 @@ def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
     model = tmp_path / "base.ckpt"
     model.write_bytes(b"weights-1")
     calls = []
-    real = checkpoint_hash.sha256_file
-    monkeypatch.setattr(checkpoint_hash, "sha256_file", lambda path, stop=None: calls.append(path) or real(path))
+    real = base_model_hash.sha256_file
+    monkeypatch.setattr(base_model_hash, "sha256_file", lambda path, stop=None: calls.append(path) or real(path))
     cache_file = tmp_path / "cache" / "hashes.json"
     first = HashCache(cache_file).sha256(model)
     assert HashCache(cache_file).sha256(model) == first  # a new cache object reads the JSON file
@@ -50,7 +50,7 @@ def test_a_broken_cache_file_is_rebuilt(tmp_path):
     cache_file = tmp_path / "hashes.json"
     cache_file.write_text("{not json")
     assert HashCache(cache_file).sha256(model) == hashlib.sha256(b"abc").hexdigest()
-    assert json.loads(cache_file.read_text())["version"] == checkpoint_hash.CACHE_VERSION
+    assert json.loads(cache_file.read_text())["version"] == base_model_hash.CACHE_VERSION
 
 
 def test_unreadable_file_is_unknown_with_the_reason(tmp_path):
@@ -63,7 +63,7 @@ def test_hashing_can_be_cancelled(tmp_path):
     model = tmp_path / "big.ckpt"
     model.write_bytes(b"x" * (2**20 + 1))
     with pytest.raises(InterruptedError):
-        checkpoint_hash.sha256_file(model, should_stop=lambda: True)
+        base_model_hash.sha256_file(model, should_stop=lambda: True)
 
 
 @pytest.mark.parametrize("planted", ["../../etc/passwd", "not-a-hash", "A" * 64, "0" * 63, 12345, ["0" * 64],
@@ -74,7 +74,7 @@ def test_a_tampered_cache_entry_is_not_trusted(tmp_path, planted):
     model.write_bytes(b"weights")
     cache_file = tmp_path / "hashes.json"
     stat = model.stat()
-    cache_file.write_text(json.dumps({"version": checkpoint_hash.CACHE_VERSION, "files": {
+    cache_file.write_text(json.dumps({"version": base_model_hash.CACHE_VERSION, "files": {
         str(model.resolve()): {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": planted}}}))
     base = base_model_of(model, "base.safetensors", HashCache(cache_file))
     assert base.shorthash == hashlib.sha256(b"weights").hexdigest()[:10]

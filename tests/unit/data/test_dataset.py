@@ -10,7 +10,7 @@ import pytest
 from hypernet.data.captions_io import caption_from_filename, compile_word_regex, decode_caption_bytes
 from hypernet.data.dataset import Dataset, DatasetItem, Transform, load_item_image
 from hypernet.data.load import load_dataset
-from hypernet.data.preview import preview_tensor
+from hypernet.data.dataset_preview import preview_tensor
 from tests.support.images import build_bad_files, build_mode_zoo, pattern_rgb, tree_hashes
 
 

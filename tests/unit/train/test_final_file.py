@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import optim_path
 from hypernet.network.module import Hypernetwork
 from hypernet.train.checkpoints import RunFolder

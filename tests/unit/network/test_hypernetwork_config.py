@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from hypernet.network.config import (
+from hypernet.network.hypernetwork_config import (
     HypernetworkConfig,
     derive_dropout_structure,
     parse_float_list,

@@ -8,8 +8,8 @@ import pytest
 
 from hypernet.data.dataset import Dataset, DatasetItem
 from hypernet.train.batches import BatchPlan, rank_share
-from hypernet.train.config import TrainConfig
-from hypernet.train.preview import PreviewSettings
+from hypernet.train.train_config import TrainConfig
+from hypernet.train.training_preview import PreviewSettings
 from hypernet.train.run_file import MAX_RUN_FILE_BYTES, LoaderNode, NetworkSource, RunFile
 
 SHA = "ab" * 32

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from hypernet.train.config import TrainConfig
-from hypernet.train.preview import MAX_SEED, PreviewSeeds, default_preview_prompt
+from hypernet.train.train_config import TrainConfig
+from hypernet.train.training_preview import MAX_SEED, PreviewSeeds, default_preview_prompt
 from hypernet.train.templates import build_prompt, CaptionConfig, parse_template
 
 

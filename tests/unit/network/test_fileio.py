@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hypernet.network.config import HypernetworkConfig
+from hypernet.network.hypernetwork_config import HypernetworkConfig
 from hypernet.network.fileio import (
     load_hypernetwork,
     load_optimizer_state,
