@@ -13,7 +13,7 @@ from hypernet.network.fileio import load_pt, save_hypernetwork
 from tests.e2e.test_hns import image_branch
 from tests.e2e.test_xygrid import saved_images
 from tests.support.graphs import Graph
-from tests.unit.test_odd_a1111_files import write_a1111
+from tests.unit.network.test_odd_a1111_files import write_a1111
 
 
 def test_longer_dropout_structure_applies_and_the_info_says_what_was_ignored(comfy_server):

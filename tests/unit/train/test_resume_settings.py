@@ -6,7 +6,7 @@ import torch
 from hypernet.network.fileio import load_optimizer_state
 from hypernet.train.checkpoints import RunFolder
 from hypernet.train.trainer import resume_point
-from tests.unit.test_trainer import config, run, toy_network
+from tests.unit.train.test_trainer import config, run, toy_network
 
 
 def _groups(path):
