@@ -17,6 +17,7 @@ from PIL import Image
 from tests.support import fake_tagger
 from tests.support import workflows as wf
 from tests.support.datasets import make_shapes_dataset
+from tests.support.server import PromptError
 
 WORKFLOW_NAMES = ["train_hypernetwork", "apply_hypernetwork", "compare_checkpoints"]
 STEPS = 8
@@ -183,6 +184,17 @@ def test_apply_workflow_samples_with_the_trained_file(comfy_server, object_info,
     image = result.outputs[wf.nodes_of(prompt, "SaveImage")[0]]["images"][0]
     with Image.open(comfy_server.layout.output / image["subfolder"] / image["filename"]) as png:
         assert png.size == (SIZE, SIZE)
+
+
+def test_apply_workflow_before_training_says_to_train_first(comfy_server, object_info):
+    missing = f"untrained_{uuid.uuid4().hex[:8]}"
+    prompt = wf.with_tiny_loader(wf.to_api(wf.load_workflow("apply_hypernetwork"), object_info))
+    wf.set_inputs(prompt, "ApplyHypernetwork", hypernetwork_name=f"{missing}.pt")
+    with pytest.raises(PromptError) as caught:
+        comfy_server.run(prompt)
+    message = json.dumps(caught.value.payload)
+    assert f"{missing}.pt" in message and "Train it first" in message and f"'{missing}'" in message
+    assert "Value not in list" not in message
 
 
 def test_compare_workflow_grids_checkpoints_by_step(comfy_server, object_info, trained):
