@@ -164,6 +164,11 @@ def interrupted() -> bool:
     return bool(comfy.model_management.processing_interrupted())
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """True for the host's cancel exception (raising it clears the flag `interrupted` reads)."""
+    return isinstance(exc, comfy.model_management.InterruptProcessingException)
+
+
 def raise_if_interrupted() -> None:
     """Raise the host's own interrupt exception, which it reports as a cancelled prompt."""
     comfy.model_management.throw_exception_if_processing_interrupted()

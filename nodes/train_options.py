@@ -65,6 +65,9 @@ TRAINING_OPTIONS: list[OptionRow] = [
     ("rollback_lr_factor", "FLOAT", _CONFIG.rollback_lr_factor, "Learning-rate multiplier applied at each rollback.",
      {"min": 0.001, "max": 0.99, "step": 0.01}),
     ("max_rollbacks", "INT", _CONFIG.max_rollbacks, "Stop after this many rollbacks.", {"min": 0, "max": 100}),
+    ("save_on_cancel", "BOOLEAN", _CONFIG.save_on_cancel,
+     "Cancel saves the step training stopped at (<name>-<step>.pt with its .optim), so queueing again "
+     "resumes there. Off: only the save_every checkpoints are kept.", {}),
 ]
 
 PREVIEW_OPTIONS: list[OptionRow] = [

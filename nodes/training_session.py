@@ -190,7 +190,7 @@ class TrainingSession:
         self._preview_prompt = self.preview_settings.prompt or default_preview_prompt(
             parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
         hooks = TrainHooks(
-            should_stop=bridge.interrupted, on_step=on_step,
+            should_stop=bridge.interrupted, is_cancel=bridge.is_interrupt, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
             preview=lambda step, net: self._preview(training_model, step),
             on_event=lambda event: self._send("event", event))

@@ -44,6 +44,8 @@ class TrainConfig:
     latent_sampling: str = "once"
     seed: int = 0
     save_every: int = 100
+    # Cancel saves the step it stopped at (weights + .optim), so nothing trained since save_every is lost.
+    save_on_cancel: bool = True
     preview_every: int = 0
     # "fixed": every preview uses the node's preview seed; "random": a new seed per preview (reported).
     preview_seed_mode: str = "fixed"
