@@ -103,6 +103,14 @@ def resolve_options(options: dict | None, *legacy: dict) -> dict:
     return resolved
 
 
+def overridden_settings(options: dict | None, *legacy: dict) -> list[str]:
+    """Report lines for settings given to Train directly that the options socket overrides."""
+    return [f"{name} {value!r} given to Train Hypernetwork directly is overridden by the options node's "
+            f"{options[name]!r}"
+            for values in legacy for name, value in values.items()
+            if options and name in options and options[name] != value]
+
+
 class TrainHypernetwork:
     DESCRIPTION = ("Trains a hypernetwork on the connected model with A1111's loss, schedules and file format. "
                    "Checkpoints, .optim, previews, loss CSV and settings go to models/hypernetworks/<name>/; "
@@ -140,7 +148,9 @@ class TrainHypernetwork:
               grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
               overwrite=False, options=None, unique_id=None, prompt=None, shuffle_tags=_CONFIG.shuffle_tags,
               tag_dropout=_CONFIG.tag_dropout, latent_sampling=_CONFIG.latent_sampling, **legacy):
-        options = resolve_options(options, legacy_options(prompt, unique_id), legacy)
+        direct = (legacy_options(prompt, unique_id), legacy)
+        overridden = overridden_settings(options, *direct)
+        options = resolve_options(options, *direct)
         options.update(shuffle_tags=shuffle_tags, tag_dropout=tag_dropout, latent_sampling=latent_sampling)
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
@@ -154,6 +164,7 @@ class TrainHypernetwork:
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
                                   overwrite=overwrite,
                                   graph=(prompt, unique_id))
+        session.notes.extend(overridden)
         outcome = session.run()
         result = outcome.result
         if result.stopped == "cancelled":

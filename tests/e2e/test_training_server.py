@@ -94,6 +94,18 @@ def test_cancel_before_the_first_save_keeps_the_step_and_resume_continues(comfy_
     assert f"training finished at step {step + 2}" in report
 
 
+def test_a_setting_given_to_train_that_an_options_node_overrides_is_reported(comfy_server, dataset_folder):
+    """As the demo did: preview_every given to Train directly loses to the Preview Options node."""
+    graph, ids = training_graph(dataset_folder, "override_net", steps=1, save_every=0, preview_every=1)
+    options = graph.add("HypernetworkPreviewOptions", preview_every=0, preview_prompt="", preview_negative="",
+                        preview_seed=0, preview_seed_mode="fixed", preview_steps=2, preview_cfg=7.0,
+                        preview_sampler="euler")
+    graph.nodes[ids["train"]]["inputs"]["options"] = [options, 0]
+    report = comfy_server.run(graph.to_api(), timeout=300).outputs[ids["train"]]["text"][0]
+    assert "preview_every 1 given to Train Hypernetwork directly is overridden by the options node's 0" in report
+    assert not list((comfy_server.layout.hypernetworks / "override_net").glob("*.png")), "the options node won"
+
+
 def test_stock_loader_reads_the_trained_file(comfy_server, dataset_folder):
     graph, _ = training_graph(dataset_folder, "stock_net", steps=3, save_every=0)
     comfy_server.run(graph.to_api())
