@@ -6,10 +6,11 @@ never `comfy`, `folder_paths` or `server` themselves.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import comfy.model_management
 import comfy.utils
@@ -367,6 +368,21 @@ def sample(model: Any, seed: int, steps: int, cfg: float, sampler_name: str, sch
 
     return host_nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                       latent, denoise=denoise)[0]
+
+
+@contextlib.contextmanager
+def no_latent_previews() -> Iterator[None]:
+    """Sample without the host's live latent previews (`--preview-method`). They are sent for the
+    executing node, and both frontends then add an image preview of their own to it: the Train
+    node shows its previews in its own widget and would grow by a second copy."""
+    from comfy.cli_args import LatentPreviewMethod, args
+
+    saved = args.preview_method
+    args.preview_method = LatentPreviewMethod.NoPreviews
+    try:
+        yield
+    finally:
+        args.preview_method = saved
 
 
 def decode(vae: Any, latent: dict) -> Any:

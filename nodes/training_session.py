@@ -123,8 +123,9 @@ class TrainingSession:
             negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
             latent = bridge.empty_latent(width, height)
             seed = self._preview_seeds.next(step)
-            samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
-                                                    settings.scheduler, positive, negative, latent)
+            with bridge.no_latent_previews():
+                samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
+                                                        settings.scheduler, positive, negative, latent)
             image = bridge.decode(self.vae, samples)
         pil = image_to_pil(image)[0]
         path = self.run_folder.preview_path(step)
@@ -132,7 +133,7 @@ class TrainingSession:
             pil.save(tmp, format="PNG")
         entry = bridge.save_ui_image(pil, f"{self.network.name}-{step}")
         self.previews.append(entry)
-        self._progress.update(step - self._first_step, pil)
+        self._progress.update(step - self._first_step)  # no image: the host would add its own preview
         self._send("preview", {"step": step, "image": entry, "path": str(path), "seed": seed,
                                "prompt": self._preview_prompt})
 

@@ -308,6 +308,20 @@ window.hnTest = {
       preview: node.hnTrainPreview.img.getAttribute("src"), previewWidth: node.hnTrainPreview.img.naturalWidth,
     };
   },
+  // the Train node's size and what the host may have added to it (its own image preview)
+  trainLayout() {
+    const node = hnTest.node("TrainHypernetwork");
+    const t = LiteGraph.NODE_TITLE_HEIGHT;
+    const below = hnTest.nodes().filter((n) => n !== node && n.pos[1] > node.pos[1]
+      && n.pos[0] < node.pos[0] + node.size[0] && n.pos[0] + n.size[0] > node.pos[0]);
+    const gaps = below.map((n) => n.pos[1] - t - (node.pos[1] + node.size[1]));
+    return { height: Math.round(node.size[1]), width: Math.round(node.size[0]),
+             statusHeight: node.hnTrainStatus.element.clientHeight,
+             hostImages: node.imgs?.length ?? 0,
+             imageWidgets: (node.widgets ?? []).filter((w) => /image|preview/i.test(w.name) && !w.name.startsWith("hn_"))
+               .map((w) => w.name),
+             gapBelow: gaps.length ? Math.min(...gaps) : null };
+  },
   hideMenu(hidden) {
     const menu = document.querySelector(".comfy-menu");
     if (menu) menu.style.display = hidden ? "none" : "";
@@ -354,8 +368,13 @@ window.hnTest = {
   async spyTrainEvents() {
     const { api } = await import("/scripts/api.js");
     window.hnSeen = [];
+    window.hnDuring = [];
     for (const type of ["hypernetwork.train.progress", "hypernetwork.train.preview", "hypernetwork.train.checkpoint"]) {
-      api.addEventListener(type, ({ detail }) => window.hnSeen.push({ type, node: String(detail.node), step: detail.step }));
+      api.addEventListener(type, ({ detail }) => {
+        window.hnSeen.push({ type, node: String(detail.node), step: detail.step });
+        // after the frontend's next draw: what the user sees while training
+        requestAnimationFrame(() => requestAnimationFrame(() => window.hnDuring.push(hnTest.trainLayout())));
+      });
     }
   },
 };
@@ -445,6 +464,7 @@ def trained_in_ui(browser, comfy_server, object_info):
                       save_every=SAVE_EVERY)
     wf.set_ui_widgets(workflow, object_info, "HypernetworkPreviewOptions", preview_every=SAVE_EVERY, preview_steps=2)
     load_ui_workflow(browser, workflow)
+    before = browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => hnTest.trainLayout())")
     browser.evaluate("hnTest.spyTrainEvents().then(() => true)")
     browser.evaluate("hnTest.queueAndWait(400000)", timeout=420)
     browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => true)")
@@ -452,7 +472,11 @@ def trained_in_ui(browser, comfy_server, object_info):
                              " return s.smoothed > 0 && s.previewWidth > 0 && s; })()", timeout=20)
     seen = browser.evaluate("window.hnSeen")
     train_id = browser.evaluate("String(hnTest.node('TrainHypernetwork').id)")
-    return name, state, seen, train_id
+    layout = {"before": before, "during": browser.evaluate("window.hnDuring"),
+              "after": browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => hnTest.trainLayout())")}
+    screenshot(browser, "train_node_after_run",
+               browser.evaluate("hnTest.nodeRect(hnTest.node('TrainHypernetwork'))"))
+    return name, state, seen, train_id, layout
 
 
 # ------------------------------------------------------------------ tests
@@ -550,7 +574,7 @@ def test_non_finite_losses_are_read_and_display_widgets_are_not_saved(browser, o
 
 
 def test_train_workflow_from_the_ui_draws_the_chart_status_and_preview(browser, trained_in_ui):
-    name, state, seen, train_id = trained_in_ui
+    name, state, seen, train_id, _ = trained_in_ui
     progress = [e for e in seen if e["type"] == "hypernetwork.train.progress"]
     assert [e["step"] for e in progress] == list(range(1, STEPS + 1))
     assert {e["node"] for e in seen} == {train_id}
@@ -567,8 +591,26 @@ def test_train_workflow_from_the_ui_draws_the_chart_status_and_preview(browser, 
     screenshot(browser, "train_workflow")
 
 
+STATUS_MIN_PX = 20  # a readable status line: at least one 11 px line with its padding
+
+
+def test_train_node_keeps_its_size_through_a_run(browser, trained_in_ui):
+    """One preview (the pack's own; the host adds no image of its own), no growth, the status line
+    readable while training, and the example layout leaves room for the live display."""
+    layout = trained_in_ui[4]
+    before, during, after = layout["before"], layout["during"], layout["after"]
+    assert during, "no layout was recorded while training"
+    assert before["gapBelow"] is None or before["gapBelow"] >= 0, f"the Train node covers the node below: {before}"
+    assert max(d["height"] for d in during) == before["height"], (before, during)
+    assert after["height"] == before["height"] and after["width"] == before["width"], (before, after)
+    assert after["hostImages"] == 0 and not after["imageWidgets"], after
+    assert all(d["hostImages"] == 0 and not d["imageWidgets"] for d in during), during
+    assert min(d["statusHeight"] for d in during) >= STATUS_MIN_PX, during
+    assert after["statusHeight"] >= STATUS_MIN_PX and after["gapBelow"] in (None, before["gapBelow"]), after
+
+
 def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
-    name, before, _, _ = trained_in_ui
+    name, before, *_ = trained_in_ui
     time.sleep(1.5)  # the host saves the open workflow to localStorage every second
     open_ui(browser, reload=True)
     # the new frontend configures the saved workflow after the extensions' setup
@@ -579,6 +621,9 @@ def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
     assert state["steps"] == before["steps"]
     assert state["status"] == before["status"]
     assert f"{name}-{STEPS}_" in state["preview"]
+    reloaded = browser.evaluate("hnTest.trainLayout()")
+    assert reloaded["height"] == trained_in_ui[4]["before"]["height"], (reloaded, trained_in_ui[4]["before"])
+    assert reloaded["statusHeight"] >= STATUS_MIN_PX and reloaded["hostImages"] == 0, reloaded
     screenshot(browser, "train_after_reload")
 
 
@@ -589,7 +634,7 @@ CHART_BACK = ("(() => { const n = hnTest.node('TrainHypernetwork'); if (!n) retu
 def test_chart_status_and_preview_come_back_after_switching_workflows(browser, trained_in_ui, object_info):
     """New frontend: another workflow tab and back. Old frontend (no tabs): another workflow loaded
     and the training workflow loaded again."""
-    name, before, _, _ = trained_in_ui
+    name, before, *_ = trained_in_ui
     browser.wait_for("!!hnTest.node('TrainHypernetwork')", timeout=30)
     new_frontend = browser.evaluate("hnTest.newFrontend()")
     if new_frontend:
