@@ -23,7 +23,7 @@ def check_file_choice(name) -> bool | str:
         return True
     found = f"pick one of the {len(files)} files in the list" if files else "the folder has no file yet"
     return (f"hypernetwork file {name!r} is not in models/hypernetworks ({found}). Train it first: run the "
-            f"train_hypernetwork template with Create Hypernetwork's name set to "
+            f"'Train a hypernetwork' template with Create Hypernetwork's name set to "
             f"{name.rsplit('/', 1)[-1].rsplit('.', 1)[0]!r}, then choose the file here")
 
 

@@ -1,6 +1,6 @@
 """Run the pack's main job through a real ComfyUI server, as a user's script would.
 
-Loads example_workflows/train_hypernetwork.json and compare_checkpoints.json, converts them to the
+Loads the example workflows 'Train a hypernetwork' and 'Compare checkpoints', converts them to the
 API format with the server's /object_info (tests/support/workflows.py, the same converter the tests
 use), queues them and follows their websocket events.
 
@@ -213,9 +213,9 @@ def _run(args: argparse.Namespace, host: Path, workdir: Path) -> int:
         demo = Demo(args, server)
         dataset, tagger = demo.prepare()
         train = demo.train_prompt(dataset, tagger)
-        trained = demo.run("train_hypernetwork.json", train)
+        trained = demo.run("Train a hypernetwork", train)
         grid = demo.grid_prompt()
-        compared = demo.run("compare_checkpoints.json", grid)
+        compared = demo.run("Compare checkpoints", grid)
 
         folder = server.layout.hypernetworks / args.name
         say(f"checkpoints (.pt + .optim): {folder}")

@@ -304,7 +304,7 @@ def resolve_hypernetworks(
 
 def _available_hint(available: Sequence[str]) -> str:
     if not available:
-        return ("no hypernetwork files were found; train one first (the train_hypernetwork template) or put "
+        return ("no hypernetwork files were found; train one first (the 'Train a hypernetwork' template) or put "
                 ".pt files in the hypernetworks folder")
     shown = ", ".join(list(available)[:20]) + (" ..." if len(available) > 20 else "")
     return f"available: {shown}"

@@ -221,6 +221,8 @@ window.hnTest = {
   async dismissDialogs() {
     if (!hnTest.newFrontend()) return true;
     try { await app.extensionManager.setting.set("Comfy.TutorialCompleted", true); } catch (error) {}
+    // the minimap (1.2x) lies over the canvas's corner and would cover nodes in screenshots
+    try { await app.extensionManager.setting.set("Comfy.Minimap.Visible", false); } catch (error) {}
     for (let i = 0; i < 20 && document.querySelector(".p-dialog"); i++) {
       document.querySelector(".p-dialog .p-dialog-close-button, .p-dialog .p-dialog-header-close")?.click();
       document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", code: "Escape", bubbles: true }));
@@ -255,6 +257,28 @@ window.hnTest = {
     while (top < rect.height / 3 && !canvasAt(rect.left + rect.width / 2, rect.top + top + 1)) top += 4;
     app.canvas.ds.offset = saved;
     return { left, top, width: rect.width - left, height: rect.height - top, pageX: rect.left + left, pageY: rect.top + top };
+  },
+  // a close-up of some nodes at (nearly) full scale, clipped to at most `aspect` height/width:
+  // what a template card shows readably
+  async closeUp(types, aspect = 0.75) {
+    const view = await hnTest.visibleCanvas();
+    const m = 12, t = LiteGraph.NODE_TITLE_HEIGHT;
+    let result;
+    for (let pass = 0; pass < 2; pass++) { // twice: the first draw may grow nodes to their widgets
+      const nodes = types.map((type) => hnTest.node(type));
+      const x0 = Math.min(...nodes.map((n) => n.pos[0])), y0 = Math.min(...nodes.map((n) => n.pos[1] - t));
+      const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
+      const s = Math.min(1, (view.width - 2 * m) / (x1 - x0));
+      app.canvas.ds.scale = s;
+      app.canvas.ds.offset = [(view.left + m) / s - x0, (view.top + m) / s - y0];
+      app.canvas.setDirty(true, true);
+      app.canvas.draw(true, true);
+      await hnTest.frames(3);
+      const width = Math.ceil((x1 - x0) * s + 2 * m);
+      const height = Math.ceil(Math.min((y1 - y0) * s + 2 * m, aspect * width, view.height));
+      result = { clip: { x: view.pageX, y: view.pageY, width, height }, scale: s };
+    }
+    return result;
   },
   async fit() {
     const view = await hnTest.visibleCanvas();
@@ -454,7 +478,8 @@ def trained_in_ui(browser, comfy_server, object_info):
     """train_hypernetwork.json loaded and queued from the page: (network name, chart state after the run)."""
     dataset = make_shapes_dataset(comfy_server.layout.input / f"ui_shapes_{uuid.uuid4().hex[:6]}", count=4, size=SIZE)
     fake_tagger.build_fake_tagger(comfy_server.layout.taggers, name=TAGGER)
-    name = f"ui_{uuid.uuid4().hex[:8]}"
+    # the README's screenshots show the examples' name, not a test's
+    name = "my_style" if UPDATE_SCREENSHOTS else f"ui_{uuid.uuid4().hex[:8]}"
     workflow = wf.ui_with_tiny_loader(wf.load_workflow("train_hypernetwork"))
     wf.set_ui_widgets(workflow, object_info, "HypernetworkLoadDataset", directory=dataset.name)
     wf.set_ui_widgets(workflow, object_info, "HypernetworkPreprocess", width=SIZE, height=SIZE)
@@ -696,7 +721,9 @@ def test_apply_node_shows_the_selected_files_metadata_and_samples(browser, train
 def test_compare_workflow_from_the_ui_shows_the_grid(browser, trained_in_ui, object_info):
     name = trained_in_ui[0]
     workflow = wf.ui_with_tiny_loader(wf.load_workflow("compare_checkpoints"))
-    wf.set_ui_widgets(workflow, object_info, "HypernetworkXYGrid", x_values=f"{name}/*.pt", y_values="1, 2",
+    shipped = wf.to_api(wf.load_workflow("compare_checkpoints"), object_info)
+    x_values = shipped[wf.nodes_of(shipped, "HypernetworkXYGrid")[0]]["inputs"]["x_values"].replace("my_style", name)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkXYGrid", x_values=x_values, y_values="1, 2",
                       steps=2, width=SIZE, height=SIZE, filename_prefix=f"ui_grid_{name}")
     load_ui_workflow(browser, workflow)
     browser.evaluate("hnTest.queueAndWait(200000)", timeout=210)
@@ -714,17 +741,27 @@ def test_compare_workflow_from_the_ui_shows_the_grid(browser, trained_in_ui, obj
     publish(grid, DOCS / "xy_grid.png", 520)
 
 
-@pytest.mark.parametrize("name", ["train_hypernetwork", "apply_hypernetwork", "compare_checkpoints"])
+# the nodes a template's thumbnail shows close up (the card is small: the whole graph is unreadable)
+THUMBNAIL_NODES = {"train_hypernetwork": ["HypernetworkPreviewOptions", "TrainHypernetwork"],
+                   "apply_hypernetwork": ["ApplyHypernetwork", "KSampler"],
+                   "compare_checkpoints": ["Note", "HypernetworkXYGrid"]}
+THUMBNAIL_WIDTH = 560
+
+
+@pytest.mark.parametrize("name", sorted(THUMBNAIL_NODES))
 def test_example_workflows_load_as_shipped(browser, name):
-    """The shipped (stock-loader) workflows load without missing nodes; this also draws their thumbnails."""
+    """The shipped (stock-loader) workflows load without missing nodes; this also draws their
+    thumbnails: a close-up of the key nodes at (nearly) full scale."""
     load_ui_workflow(browser, wf.load_workflow(name))
     types = browser.evaluate("hnTest.nodes().map((n) => n.type)")
     assert sorted(types) == sorted(node["type"] for node in wf.load_workflow(name)["nodes"])
     dialog = browser.evaluate("app.ui.dialog.element.style.display === 'flex' && app.ui.dialog.textElement.textContent")
     assert not dialog, dialog
-    clip = browser.evaluate("hnTest.fit()")
-    shot = screenshot(browser, f"workflow_{name}", clip)
-    publish(shot, wf.EXAMPLE_WORKFLOWS / f"{name}.png", 480)
+    close = browser.evaluate(f"hnTest.closeUp({json.dumps(THUMBNAIL_NODES[name])})")
+    assert close["scale"] >= 0.9, close
+    shot = screenshot(browser, f"workflow_{name}", close["clip"])
+    if browser.evaluate("hnTest.newFrontend()"):  # the template cards are the new frontend's
+        publish(shot, wf.example_path(name, ".png"), THUMBNAIL_WIDTH)
 
 
 def test_training_workflow_at_fit_to_screen_shows_readable_titles(browser):

@@ -134,13 +134,15 @@ def test_shipped_workflows_are_for_real_users(object_info, name):
             if wf.extra_widgets_after(input_name, spec) and spec[0] == "INT":
                 control = node["widgets_values"][wf.widget_index(info, input_name) + 1]
                 assert control == "fixed", f"{node['type']}.{input_name} would change on every queue"
-    thumbnail = wf.EXAMPLE_WORKFLOWS / f"{name}.png"
+    thumbnail = wf.example_path(name, ".png")
     assert thumbnail.is_file(), f"{thumbnail.name} is missing"
     assert thumbnail.stat().st_size < 200_000
     with Image.open(thumbnail) as png:
-        assert png.format == "PNG" and png.width >= 200
+        # a close-up that reads at card size: wide enough, at most 4:3 tall, not a sliver
+        assert png.format == "PNG" and png.width >= 480, png.size
+        assert 0.5 <= png.height / png.width <= 0.76, png.size
     # the new frontend's template browser (1.2x) asks for <name>.jpg, the old one for .png
-    jpeg = wf.EXAMPLE_WORKFLOWS / f"{name}.jpg"
+    jpeg = wf.example_path(name, ".jpg")
     assert jpeg.is_file(), f"{jpeg.name} is missing: the new frontend's template browser shows a blank card"
     assert jpeg.stat().st_size < 200_000
     with Image.open(jpeg) as jpg:
