@@ -10,13 +10,14 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import comfy.model_management
 import comfy.utils
 import folder_paths
 
 from ..hypernet.util.names import safe_relative_name, shown
+from ..hypernet.util.paths import user_folder
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +56,15 @@ def model_folders(kind: str) -> list[Path]:
         return []
 
 
-def hypernetwork_files() -> list[str]:
-    """Relative names ('sub/name.pt') of every hypernetwork file in the hypernetwork folders."""
+def hypernetwork_files(extensions: tuple[str, ...] = HYPERNETWORK_EXTENSIONS) -> list[str]:
+    """Relative names ('sub/name.pt') of every hypernetwork file in the hypernetwork folders
+    (`extensions` adds e.g. `.hns` compositions)."""
     names = set()
     for folder in model_folders(HYPERNETWORK_FOLDER):
         if not folder.is_dir():
             continue
         for path in folder.rglob("*"):
-            if path.suffix.lower() in HYPERNETWORK_EXTENSIONS and path.is_file() and not path.name.startswith("."):
+            if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith("."):
                 names.add(path.relative_to(folder).as_posix())
     return sorted(names, key=str.lower)
 
@@ -110,8 +112,7 @@ def resolve_user_directory(directory: str, field: str = "directory") -> Path:
     text = (directory or "").strip()
     if not text:
         raise ValueError(f"{field}: empty; give a folder path (absolute, or relative to {input_directory()})")
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else input_directory() / path
+    return user_folder(text, input_directory())
 
 
 # ------------------------------------------------------------------ models and patches
@@ -275,6 +276,74 @@ def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") ->
         raise
 
 
+# ------------------------------------------------------------------ headless runs (scripts/train_run.py)
+
+
+def loader_model_file(inputs: dict) -> tuple[str, Path] | None:
+    """(input name, resolved path) of the model file a loader node's inputs name (ckpt_name,
+    unet_name), or None when they name none. Names that escape the model folders are refused."""
+    for file_input, kinds in _LOADER_FILE_INPUTS.items():
+        name = inputs.get(file_input)
+        if not isinstance(name, str):
+            continue
+        for kind in kinds:
+            try:
+                return file_input, resolve_in_folders(name, kind)
+            except (FileNotFoundError, KeyError):
+                continue
+        raise FileNotFoundError(f"{file_input} {shown(name)} was not found in the "
+                                f"{' or '.join(kinds)} folders; put the file there")
+    return None
+
+
+def load_custom_nodes(folder: Path) -> dict:
+    """NODE_CLASS_MAPPINGS of the custom-node package in `folder` (imported as the host would)."""
+    import importlib.util
+    import sys
+
+    init = Path(folder) / "__init__.py"
+    if not init.is_file():
+        raise FileNotFoundError(f"--custom-nodes: {folder} is not a custom-node folder (no __init__.py)")
+    name = f"hn_headless_{Path(folder).resolve().name}"
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return dict(getattr(module, "NODE_CLASS_MAPPINGS", {}))
+
+
+def run_loader_node(class_type: str, inputs: dict, outputs: dict[str, int], extra_nodes: dict) -> tuple:
+    """(MODEL, CLIP, VAE) from one loader node run as the server would (inference mode), found in
+    the host's nodes or `extra_nodes`. Only nodes that output MODEL, CLIP and VAE and write nothing."""
+    import torch
+    import nodes as host_nodes  # the host's nodes.py: its loaders (CheckpointLoaderSimple, ...)
+
+    cls = {**host_nodes.NODE_CLASS_MAPPINGS, **extra_nodes}.get(class_type)
+    if cls is None:
+        raise ValueError(f"base_model.class_type: {shown(class_type)} is not a loaded node; give its custom-node "
+                         "folder with --custom-nodes")
+    returns = tuple(getattr(cls, "RETURN_TYPES", ()))
+    wanted = {"model": "MODEL", "clip": "CLIP", "vae": "VAE"}
+    if getattr(cls, "OUTPUT_NODE", False) or any(
+            not 0 <= outputs[k] < len(returns) or returns[outputs[k]] != kind for k, kind in wanted.items()):
+        raise ValueError(f"base_model: {shown(class_type)} is not a loader of MODEL, CLIP and VAE at "
+                         f"outputs {outputs}")
+    with torch.inference_mode():
+        result = getattr(cls(), cls.FUNCTION)(**inputs)
+    result = result.get("result", result) if isinstance(result, dict) else result
+    return tuple(result[outputs[k]] for k in ("model", "clip", "vae"))
+
+
+def use_hypernetwork_folder(folder: Path) -> None:
+    """Make `folder` the first hypernetworks folder, where a run writes its files."""
+    folder_paths.folder_names_and_paths[HYPERNETWORK_FOLDER][0].insert(0, str(folder))
+
+
+def set_console_progress(callback: Any) -> None:
+    """Route the host's progress bars (bridge.Progress) to `callback(done, total)` (no server)."""
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, *args, **kwargs: callback(value, total))
+
+
 # ------------------------------------------------------------------ upscale models (Preprocess)
 
 
@@ -287,6 +356,9 @@ def model_upscaler(upscale_model: Any, tile: int = 512, overlap: int = 32) -> An
     import torch
     from PIL import Image
 
+    if not callable(upscale_model) or not hasattr(upscale_model, "scale") or not hasattr(upscale_model, "to"):
+        raise ValueError(f"upscale_model: expected an UPSCALE_MODEL (the output of Load Upscale Model), got "
+                         f"{type(upscale_model).__name__}; connect a Load Upscale Model node, or disconnect it")
     management = comfy.model_management
 
     def run_tile(batch):
@@ -582,19 +654,26 @@ class TrainingModel:
         return out
 
     def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator",
-                              max_timestep: int = 1000) -> tuple["torch.Tensor", "torch.Tensor"]:
+                              max_timestep: int = 1000, rows: slice | None = None
+                              ) -> tuple["torch.Tensor", "torch.Tensor"]:
         """The model's output and its target in the model's own output space (eps or v, ...).
 
         A uniform random timestep and Gaussian noise per sample (A1111's loss); the host's
         `model_sampling` does the noising and the output scaling, so eps, v-prediction and other
-        parameterisations are all right without special cases.
+        parameterisations are all right without special cases. `rows`: the rows of the batch this
+        process computes (data parallel); the draws are the whole batch's, so the ranks' rows
+        together are exactly the one-process batch. `conds` are already those rows'.
         """
         import torch
 
         sampling = self.base.model_sampling
         batch = x0.shape[0]
         timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator).to(self.device)
+        noise = torch.randn(x0.shape, generator=generator)
+        if rows is not None:
+            timesteps, noise, x0 = timesteps[rows], noise[rows], x0[rows]
+            batch = x0.shape[0]
+        noise = noise.to(self.device)
         x0 = x0.to(self.device)
         sigma = sampling.sigma(timesteps.float().to(sampling.sigmas.device)).to(self.device)
         noisy = sampling.noise_scaling(sigma.view(batch, 1, 1, 1), noise, x0)
@@ -650,16 +729,55 @@ def add_route(method: str, path: str, handler: Any) -> bool:
     served. Looks the server up in sys.modules instead of importing it: without a server (tests
     that import the host in-process) nothing is registered and False is returned.
     """
-    import sys
-
-    server_module = sys.modules.get("server")
-    instance = getattr(getattr(server_module, "PromptServer", None), "instance", None)
-    routes = getattr(instance, "routes", None)
+    routes = getattr(_prompt_server(), "routes", None)
     if routes is None:
         return False
     # GET through `routes.get`, which also answers HEAD (as the info route always has).
     register = routes.get(path) if method.upper() == "GET" else routes.route(method, path)
     register(handler)
+    return True
+
+
+def _prompt_server() -> Any:
+    """The host's running PromptServer, or None (tests that import the host in-process have none).
+    Looked up in sys.modules instead of imported, so importing the pack never starts a server."""
+    import sys
+
+    return getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
+
+
+PROMPT_PATHS = ("/prompt", "/api/prompt")
+
+
+def add_prompt_check(check: Callable[[dict], dict]) -> bool:
+    """Check every queued API prompt before the host validates it: `check(prompt)` returns
+    host-style `node_errors` ({node id: {"errors": [...], ...}}); any -> 400 with them, as the
+    host answers a prompt that fails its own validation. Needed because the host converts values
+    in place while validating ("false" -> True for a BOOLEAN, "nan" -> NaN for a FLOAT), so a
+    node can no longer tell what was sent. A body that is not a JSON object goes to the host."""
+    from aiohttp import web
+
+    app = getattr(_prompt_server(), "app", None)
+    if app is None:
+        return False
+
+    @web.middleware
+    async def hypernetwork_prompt_check(request: Any, handler: Any) -> Any:
+        if request.method == "POST" and request.path in PROMPT_PATHS:
+            try:
+                body = await request.json()  # aiohttp keeps the body: the host's handler reads it again
+            except (ValueError, RecursionError, UnicodeDecodeError):
+                body = None
+            prompt = body.get("prompt") if isinstance(body, dict) else None
+            node_errors = check(prompt) if isinstance(prompt, dict) else {}
+            if node_errors:
+                error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                         "details": "; ".join(e["message"] for n in node_errors.values() for e in n["errors"])[:2000],
+                         "extra_info": {}}
+                return web.json_response({"error": error, "node_errors": node_errors}, status=400)
+        return await handler(request)
+
+    app.middlewares.append(hypernetwork_prompt_check)
     return True
 
 

@@ -29,10 +29,12 @@ from ..hypernet.tagger.pipeline import (
     tag_image_files,
     tag_images,
     unload,
+    validate_caption_mode,
     write_caption,
 )
 from . import bridge
 from .dataset import HostProgress
+from .legacy_values import accept_renamed
 from .sockets import CATEGORY_DATASET, HN_DATASET
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ def output_caption_mode(write_captions: str, keep_captions: bool) -> str:
     """How the output dataset's captions combine the user's caption and the tags: as the files are
     written, or with no file written, appended to the user's caption unless keep_captions is off."""
     if write_captions == "off" and keep_captions:
-        return "append"
+        return "existing_first"
     return write_captions
 
 
@@ -146,8 +148,9 @@ class HypernetworkWD14Tag:
                 "write_captions": (list(CAPTION_MODES), {
                     "default": "off",
                     "tooltip": "Caption files next to the dataset's images: off (write none; keep_captions decides "
-                               "the captions), overwrite, append or prepend to the existing caption (duplicates "
-                               "dropped), only_missing. The output dataset's captions follow the same choice."}),
+                               "the captions), overwrite, existing_first (your caption, then the new tags) or "
+                               "new_first (the new tags, then your caption; duplicates dropped), only_missing. The "
+                               "output dataset's captions follow the same choice."}),
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Images per tagger run (more is faster, needs more memory)."}),
                 "unload_after": ("BOOLEAN", {"default": False,
@@ -168,9 +171,14 @@ class HypernetworkWD14Tag:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, write_captions=None):
+        return accept_renamed(validate_caption_mode, write_captions)  # append/prepend in saved workflows
+
     def tag(self, model, general_threshold, character_threshold, exclude_tags, replace_underscores,
             escape_brackets, sort, characters_first, include_rating, max_tags, write_captions, batch_size,
             unload_after, dataset=None, image=None, caption_extension=".txt", keep_captions=True):
+        write_captions = validate_caption_mode(write_captions)
         if dataset is None and image is None:
             raise ValueError("WD14 Tagger: nothing to tag; connect a dataset (Load Dataset / Preprocess) "
                              "and/or an image")

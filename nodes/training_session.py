@@ -20,6 +20,7 @@ from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
 from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.templates import parse_template
@@ -76,7 +77,7 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
                  config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
-                 overwrite: bool = False, graph: tuple = (None, None)):
+                 overwrite: bool = False, graph: tuple = (None, None), headless: HeadlessRole | None = None):
         self.model, self.clip, self.vae = model, clip, vae
         self.dataset = dataset
         self.config = config
@@ -84,7 +85,8 @@ class TrainingSession:
         self.node_id = node_id
         self.graph = graph  # (PROMPT, UNIQUE_ID): traced to the checkpoint file for sd_checkpoint
         started_at = time.time()
-        folder = bridge.default_hypernetwork_folder()
+        self.headless = headless  # the torchrun runner (scripts/train_run.py); None in the node
+        folder = headless.folder if headless is not None else bridge.default_hypernetwork_folder()
         # The run name is a validated file name (RunFolder refuses separators, '..', absolute paths).
         self.run_folder = RunFolder(folder, network.name)
         self.final_path = folder / f"{self.run_folder.name}.pt"
@@ -101,6 +103,9 @@ class TrainingSession:
                               + ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
         self.network, optimizer_state, self.history, self.start_message = resume_point(
             network, self.run_folder, resume=resume, max_step=config.steps, source_file=source_file)
+        if headless is not None and headless.sync is not None:  # every rank starts from rank 0's resume point
+            optimizer_state, self.start_message = headless.sync.same_start(self.network, optimizer_state,
+                                                                           self.start_message)
         if final_note:
             self.notes.append(final_note)
         self._earlier_events = {id(e) for e in self.history.events}  # read from the CSV of earlier runs
@@ -145,6 +150,7 @@ class TrainingSession:
         total = max(1, config.steps - self.network.step)
         self._progress = bridge.Progress(total)
         self._set_base_model()
+        self.notes.extend(ignored_schedule_notes(config))
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
         bridge.release_vae_from_device(self.vae)
         encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
@@ -165,8 +171,14 @@ class TrainingSession:
         return SessionResult(result, self.previews, report)
 
     def _set_base_model(self) -> None:
-        """A1111 stamps every saved file with the checkpoint trained on; unknown -> None, and said so."""
+        """A1111 stamps every saved file with the checkpoint trained on; when this run's cannot be
+        traced, a record the file already has is kept (never erased), and the report says so."""
         base = bridge.base_model_of_input(*self.graph, "model")
+        kept = self.network.sd_checkpoint, self.network.sd_checkpoint_name
+        if not base.known and any(kept):
+            self.notes.append(f"base model of this run unknown ({base.why}); sd_checkpoint / sd_checkpoint_name "
+                              f"keep the file's record: {kept[1] or '?'} [{kept[0] or '?'}]")
+            return
         self.network.sd_checkpoint, self.network.sd_checkpoint_name = base.shorthash, base.name
         self.notes.append(base.report_line())
 
@@ -175,8 +187,11 @@ class TrainingSession:
             width, height = sizes[planned.items[0]]
             x0 = training_model.process_latent_in(latents.batch(planned.items, generator))
             cond, pooled = prompts.conditioning(planned.items, step, planned.epoch)
+            if planned.rows is not None:  # data parallel: this rank's rows (the batch's draws stay the same)
+                cond, pooled = cond[planned.rows], None if pooled is None else pooled[planned.rows]
             conds = training_model.conditioning(cond, pooled, width, height)
-            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep)
+            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep,
+                                                        rows=planned.rows)
 
         def on_step(report):
             self._progress.update(report.step - self._first_step)
@@ -190,10 +205,13 @@ class TrainingSession:
         first_caption = self.dataset.items[0].caption if self.dataset.items else ""
         self._preview_prompt = self.preview_settings.prompt or default_preview_prompt(
             parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
+        role = self.headless
         hooks = TrainHooks(
-            should_stop=bridge.interrupted, is_cancel=bridge.is_interrupt, on_step=on_step,
+            should_stop=role.should_stop if role is not None else bridge.interrupted, is_cancel=bridge.is_interrupt,
+            on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
-            preview=lambda step, net: self._preview(training_model, step),
+            preview=(None if role is not None and not role.writer  # only rank 0 writes previews
+                     else lambda step, net: self._preview(training_model, step)),
             on_event=lambda event: self._send("event", event))
         self.run_folder.write_settings({"config": self.config.to_dict(), "network": self.network.config.to_dict(),
                                         "dataset": {"root": self.dataset.root, "items": len(self.dataset)},
@@ -201,12 +219,14 @@ class TrainingSession:
         trainer = Trainer(self.network, objective, plan, self.config, self.run_folder,
                           device_type=torch.device(training_model.device).type,
                           optimizer_state=self.optimizer_state, history=self.history, hooks=hooks,
-                          final_path=self.final_path, before_final=self._final_guard)
+                          final_path=self.final_path, before_final=self._final_guard,
+                          sync=role.sync if role is not None else None)
         return trainer.run()
 
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
         lines = [result.message, self.start_message, *self.notes,
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
+                 precision_line(self.config.training_dtype, result.training_dtype),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
                  f"checkpoints in {self.run_folder.root}"]
@@ -218,7 +238,19 @@ class TrainingSession:
         return "\n".join(lines)
 
 
-_REPORTED_EVENTS = ("rollback", "optimizer_reset")
+def ignored_schedule_notes(config) -> list[str]:
+    """Report lines for schedule items past `steps` (the user sees the report, not the log)."""
+    schedules = [config.lr_schedule, config.clip_schedule]
+    return [s.ignored_note for s in schedules if s is not None and s.ignored_note]
+
+
+def precision_line(chosen: str, used: str) -> str:
+    """The dtype the model forward ran in, and that "auto" chose it."""
+    how = {"fp32": "fp32 (no autocast)", "bf16": "bf16 autocast", "fp16": "fp16 autocast with loss scaling"}[used]
+    return f"precision: {how}" + (" (training_dtype auto)" if chosen == "auto" else "")
+
+
+_REPORTED_EVENTS = ("rollback", "optimizer_reset", "optimizer_settings")
 
 
 def event_lines(events: list[dict], limit: int = 10) -> list[str]:

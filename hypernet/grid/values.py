@@ -31,7 +31,7 @@ DEFAULT_MAX_MEGAPIXELS = 200.0  # A1111's img_max_size_mp default
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF  # ComfyUI's seed range
 _LARGEST_INT = 2**70  # beyond every axis's range; keeps range arithmetic within floats
 RANDOM_SEED_MAX = 0xFFFF_FFFF  # random seeds drawn like A1111 (32-bit)
-HYPERNETWORK_EXTENSIONS = (".pt", ".safetensors")
+HYPERNETWORK_EXTENSIONS = (".pt", ".safetensors", ".hns")  # .hns: MonkeyPatch compositions
 
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RANGE_RE = re.compile(
@@ -342,11 +342,6 @@ def resolve_seeds(seeds: Sequence[int], rng: Optional[random.Random] = None, kee
 def apply_prompt_sr(text: str, search: str, replacement: str) -> str:
     """Prompt S/R for one cell: every occurrence of `search` replaced."""
     return text.replace(search, replacement)
-
-
-def clip_skip_to_comfy(clip_skip: int) -> int:
-    """A1111 clip skip n (1 = last layer) -> ComfyUI CLIPSetLastLayer `stop_at_clip_layer` (-n)."""
-    return -abs(clip_skip)
 
 
 # ---------------------------------------------------------------- per-type parsers

@@ -1,6 +1,6 @@
 """The hypernetwork itself: per-width K/V residual MLPs built exactly as A1111 builds them.
 
-A1111 layer order per stage i (see spec §2): Linear, [activation unless `linear` or (last stage and
+A1111 layer order per stage i: Linear, [activation unless `linear` or (last stage and
 not activate_output)], [LayerNorm if is_layer_norm, also after the last Linear], [Dropout if
 dropout_structure[i+1] > 0]; all inside a Sequential named `linear`, so state-dict keys are
 `linear.<sequential index>.weight|bias`. Forward: `x + linear(x) * strength`, computed in float32.
@@ -122,7 +122,7 @@ def _derived_seed(seed: int, width: int, index: int) -> int:
 def init_weights(
     module: HypernetworkModule, weight_initialization: str, activation_func: str, generator: torch.Generator
 ) -> None:
-    """A1111's init (spec §2), drawn from `generator` only (the global RNG is not touched).
+    """A1111's init, drawn from `generator` only (the global RNG is not touched).
 
     Normal: weight N(0, 0.01), bias 0; LayerNorm always gets Normal whatever the choice.
     Xavier*/Kaiming*: the torch formulas (fan_in/fan_out of the Linear), bias 0; Kaiming uses
@@ -212,8 +212,11 @@ class Hypernetwork:
     """A config plus one (K, V) module pair per attention width, and the file metadata.
 
     Built in eval mode; call `train()` for training (enables dropout) and `eval()` after.
-    Weights always stay float32; `to()` moves devices only.
+    Weights always stay float32; `to()` moves devices only. `load_notes`: what the loader read
+    differently from the file (e.g. ignored dropout entries), for the info box; never saved.
     """
+
+    load_notes: tuple[str, ...] = ()
 
     @_normal_tensors
     def __init__(
@@ -368,11 +371,15 @@ class Hypernetwork:
             "last_layer_dropout": bool(cfg.last_layer_dropout),
             "optional_info": cfg.optional_info or None,
             "step": int(self.step),
-            "sd_checkpoint": self.sd_checkpoint,
-            "sd_checkpoint_name": self.sd_checkpoint_name,
+            "sd_checkpoint": _text_or_none(self.sd_checkpoint),  # A1111 writes str (or None before training)
+            "sd_checkpoint_name": _text_or_none(self.sd_checkpoint_name),
         })
         out.update(check_extra_metadata(self.extra))
         return out
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def check_state_dict(

@@ -58,6 +58,15 @@ class StepSchedule:
     max_steps: int
     field: str = "learning_rate"
     text: str = ""
+    ignored: tuple[str, ...] = ()  # items after the one that reaches max_steps (never used)
+
+    @property
+    def ignored_note(self) -> str | None:
+        """The report line for `ignored` items (None when every item is used)."""
+        if not self.ignored:
+            return None
+        return (f"{self.field}: items {', '.join(self.ignored)} come after the schedule reaches max steps "
+                f"({self.max_steps}) and are ignored")
 
     def __post_init__(self) -> None:
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -85,10 +94,6 @@ class StepSchedule:
         """The step at which training stops (the schedule is finished)."""
         return self.items[-1].end_step
 
-    def is_finished(self, step: int) -> bool:
-        """True when `step` is at or past the end of the schedule (A1111 `finished`)."""
-        return _check_step(step) >= self.end_step
-
     def item_index_at(self, step: int) -> int:
         """Index of the item in force at `step` (the last item once the schedule is finished)."""
         _check_step(step)
@@ -104,12 +109,6 @@ class StepSchedule:
         exhausted; the clip-value schedule relies on that, the LR loop stops at `end_step`).
         """
         return self.items[self.item_index_at(step)].rate
-
-    def changes_at(self, step: int) -> bool:
-        """True when the rate in force at `step` differs from the item of `step - 1` (for logs)."""
-        if _check_step(step) == 0:
-            return True
-        return self.item_index_at(step) != self.item_index_at(step - 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "max_steps": self.max_steps, "field": self.field}
@@ -173,6 +172,7 @@ def parse_schedule(text: str, max_steps: int, field: str = "learning_rate") -> S
     raw_items = [part for part in raw_items if part]
     items: list[ScheduleItem] = []
     previous = 0
+    ignored: list[str] = []
     for position, raw in enumerate(raw_items):
         parts = raw.split(":")
         if len(parts) > 2:
@@ -207,13 +207,11 @@ def parse_schedule(text: str, max_steps: int, field: str = "learning_rate") -> S
         previous = end
         if last:
             ignored = raw_items[position + 1:]
-            if ignored:
-                logger.warning(
-                    "%s: items %s come after the schedule reaches max steps (%d) and are ignored",
-                    field, ", ".join(ignored), max_steps,
-                )
             break
-    return StepSchedule(items=tuple(items), max_steps=max_steps, field=field, text=text)
+    schedule = StepSchedule(items=tuple(items), max_steps=max_steps, field=field, text=text, ignored=tuple(ignored))
+    if schedule.ignored_note:
+        logger.warning("%s", schedule.ignored_note)
+    return schedule
 
 
 @dataclass(frozen=True)

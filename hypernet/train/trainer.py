@@ -15,17 +15,17 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
 from ..network.fileio import load_optimizer_state, save_hypernetwork, save_optimizer_state
 from ..network.module import Hypernetwork
-from .batches import BatchPlan, PlannedBatch
+from .batches import BatchPlan, PlannedBatch, rank_share
 from .checkpoints import RunFolder
 from .config import TrainConfig
 from .log import LossHistory, LossRow
-from .schedule import CosineRestarts, parse_schedule
+from .precision import AUTOCAST_DTYPES, device_supports_bf16, resolve_training_dtype
 from .templates import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,17 @@ logger = logging.getLogger(__name__)
 OPTIMIZER_NAME = "AdamW"
 LR_SCALE_KEY = "hn_lr_scale"  # kept in the optimizer's param group, so it survives resume
 CONSECUTIVE_NONFINITE_LIMIT = 5
+
+
+class GradientSync(Protocol):
+    """Data parallel training (see distributed.py): which share of each batch this rank computes,
+    and the all-reduce that sums the ranks' gradients and losses."""
+
+    rank: int
+    world: int
+
+    def reduce(self, params: list[torch.nn.Parameter], loss: float) -> float:
+        ...
 
 
 class Objective(Protocol):
@@ -75,6 +86,7 @@ class TrainResult:
     stopped: str  # "finished" | "cancelled" | "diverged"
     message: str
     checkpoints: list[Path] = field(default_factory=list)
+    training_dtype: str = "fp32"  # what the forward ran in ("auto" resolved)
 
 
 def element_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str, huber_delta: float) -> torch.Tensor:
@@ -89,31 +101,19 @@ def element_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str,
     raise ValueError(f"loss_type: {loss_type!r} is invalid; use mse, l1 or huber")
 
 
-def cosine_schedule(config: TrainConfig) -> CosineRestarts | None:
-    if config.scheduler != "cosine_restarts":
-        return None
-    base = parse_schedule(config.learning_rate, config.steps, "learning_rate").rate_at(0)
-    return CosineRestarts(base_lr=base, cycle_steps=config.cosine_cycle_steps, cycle_mult=config.cosine_cycle_mult,
-                          warmup_steps=config.cosine_warmup_steps, min_lr=min(config.cosine_min_lr, base),
-                          gamma=config.cosine_gamma)
-
-
 def learning_rate_function(config: TrainConfig) -> tuple[Callable[[int], float], int]:
     """(rate_at(step), end_step) for the configured scheduler."""
-    cosine = cosine_schedule(config)
-    if cosine is None:
-        schedule = parse_schedule(config.learning_rate, config.steps, "learning_rate")
-        return schedule.rate_at, schedule.end_step
-    return cosine.rate_at, config.steps  # MonkeyPatch: with cosine on, training runs to max steps
+    if config.cosine is None:
+        return config.lr_schedule.rate_at, config.lr_schedule.end_step
+    return config.cosine.rate_at, config.steps  # MonkeyPatch: with cosine on, training runs to max steps
 
 
 def max_timestep_at(config: TrainConfig, step: int, end_step: int) -> int:
     """The timestep curriculum: 1000 when off; else rising linearly through each cycle."""
     if not config.timestep_curriculum:
         return 1000
-    cosine = cosine_schedule(config)
-    if cosine is not None:
-        _, offset, length = cosine.cycle_at(step)
+    if config.cosine is not None:
+        _, offset, length = config.cosine.cycle_at(step)
         progress = offset / max(1.0, length - 1)
     else:
         progress = step / max(1, end_step - 1)
@@ -176,14 +176,25 @@ def cpu_copy(value: object) -> object:
     return copy.deepcopy(value)
 
 
+#: AdamW settings the user sets on the node; a resumed `.optim` keeps its moments, not these.
+USER_OPTIMIZER_SETTINGS = ("weight_decay", "betas", "eps")
+
+
+def _plain(value: Any) -> str:
+    return str(tuple(float(v) for v in value)) if isinstance(value, (list, tuple)) else f"{value:g}" \
+        if isinstance(value, (int, float)) else repr(value)
+
+
 class Trainer:
     """One training run. Build it, then call `run()`; see `TrainHooks` for host callbacks."""
 
     def __init__(self, network: Hypernetwork, objective: Objective, plan: BatchPlan, config: TrainConfig,
                  run_folder: RunFolder, *, device_type: str = "cpu", optimizer_state: dict | None = None,
                  history: LossHistory | None = None, hooks: TrainHooks | None = None,
-                 final_path: Path | None = None, before_final: Callable[[Path], None] | None = None):
+                 final_path: Path | None = None, before_final: Callable[[Path], None] | None = None,
+                 sync: "GradientSync | None" = None):
         self.network = network
+        self.sync = sync  # data parallel: this rank's share of each batch, gradients summed over ranks
         self.objective = objective
         self.plan = plan
         self.config = config
@@ -202,26 +213,45 @@ class Trainer:
             self._load_optimizer(optimizer_state)
         self.lr_scale = float(self.optimizer.param_groups[0].get(LR_SCALE_KEY, 1.0))
         self.rate_at, self.end_step = learning_rate_function(config)
-        self.clip_at = (parse_schedule(config.clip_grad_value, config.steps, "clip_grad_value").rate_at
-                        if config.clip_grad_mode != "none" else None)
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.training_dtype]
-        self.scaler = torch.amp.GradScaler(device_type, enabled=config.training_dtype == "fp16")
+        self.clip_at = config.clip_schedule.rate_at if config.clip_schedule is not None else None
+        self.training_dtype = resolve_training_dtype(config.training_dtype, device_type,
+                                                     device_supports_bf16(device_type))
+        self.autocast_dtype = AUTOCAST_DTYPES[self.training_dtype]
+        self.scaler = torch.amp.GradScaler(device_type, enabled=self.training_dtype == "fp16")
         self.watch = DivergenceWatch(config.divergence_factor, config.divergence_window)
         self.rollbacks = 0
         self.checkpoints: list[Path] = []
         self._good: tuple[int, dict, dict] | None = None  # (step, network state, optimizer state)
         self._pending: list[str] = []  # events to mark on the next CSV row (e.g. after a rollback)
-        self._cosine = cosine_schedule(config)
+        self._cosine = config.cosine
 
     # ---------------------------------------------------------------- state helpers
 
     def _load_optimizer(self, state: dict) -> None:
+        wanted = {key: self.optimizer.param_groups[0][key] for key in USER_OPTIMIZER_SETTINGS}
         try:
             self.optimizer.load_state_dict(state)
         except (ValueError, KeyError, RuntimeError) as exc:
             self._event(self.network.step, "optimizer_reset",
                         f"saved optimizer state does not fit this network ({exc}); starting a fresh optimizer")
             self.optimizer.state.clear()
+        self._keep_user_settings(wanted)
+
+    def _keep_user_settings(self, wanted: dict) -> None:
+        """torch's `load_state_dict` brings back the saved run's AdamW settings; the user's current
+        ones win (the moments are kept), and the report says which saved values were replaced."""
+        replaced = []
+        for group in self.optimizer.param_groups:
+            for key, value in wanted.items():
+                saved = group.get(key)
+                same = tuple(saved) == tuple(value) if key == "betas" and saved is not None else saved == value
+                if not same:
+                    replaced.append(f"{key} {_plain(value)} (the .optim had {_plain(saved)})")
+                group[key] = value
+        if replaced:
+            self._event(self.network.step, "optimizer_settings",
+                        "resumed the saved optimizer state with your settings: "
+                        + ", ".join(dict.fromkeys(replaced)))
 
     def _snapshot(self) -> None:
         """Remember the current state as the last good one (for in-memory rollback).
@@ -265,6 +295,8 @@ class Trainer:
         out = []
         for micro in range(accum):
             planned = self.plan.batch(step * accum + micro)
+            if self.sync is not None:
+                planned = rank_share(planned, self.sync.rank, self.sync.world)
             gen = torch.Generator().manual_seed(derive_seed(self.config.seed, "noise", step, micro) % 2**63)
             out.append((planned, gen))
         return out
@@ -276,6 +308,8 @@ class Trainer:
         torch.manual_seed(derive_seed(self.config.seed, "dropout", step) % 2**63)
         for planned, gen in self._micro_batches(step):
             epoch = planned.epoch
+            if planned.share == 0:  # fewer items than ranks: this rank adds nothing to this batch
+                continue
             with torch.autocast(self.device_type, dtype=self.autocast_dtype or torch.float32,
                                 enabled=self.autocast_dtype is not None):
                 if self.config.timestep_curriculum:
@@ -284,6 +318,8 @@ class Trainer:
                 else:
                     prediction, target = self.objective(planned, gen, step)
                 loss = element_loss(prediction, target, self.config.loss_type, self.config.huber_delta) / accum
+                if planned.rows is not None:  # the ranks' sum is the whole batch's mean
+                    loss = loss * planned.share
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
         return total, epoch
@@ -338,6 +374,8 @@ class Trainer:
                     group["lr"] = lr
                 self.optimizer.zero_grad(set_to_none=True)
                 loss, epoch = self._forward_backward(step)
+                if self.sync is not None:  # every rank goes on with the same summed gradients and loss
+                    loss = self.sync.reduce(self.params, loss)
                 event = ""
                 if not math.isfinite(loss) or not _grads_finite(self.params):
                     # Never write non-finite weights: skip the update, keep the step count moving.
@@ -437,7 +475,8 @@ class Trainer:
         return self._result(stopped, message, final)
 
     def _result(self, stopped: str, message: str, final: Path | None = None) -> TrainResult:
-        return TrainResult(self.network, self.history, final, stopped, message, list(self.checkpoints))
+        return TrainResult(self.network, self.history, final, stopped, message, list(self.checkpoints),
+                           self.training_dtype)
 
 
 def resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, max_step: int,

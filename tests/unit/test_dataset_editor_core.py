@@ -20,19 +20,6 @@ from hypernet.data.sidecar import (SIDECAR_NAME, ConflictError, Edits, apply_edi
 # ------------------------------------------------------------------ tags
 
 
-@pytest.mark.parametrize("caption, tags", [
-    ("a, b,c", ["a", "b", "c"]),
-    ("", []),
-    ("  ,, ", []),
-    ("(red, blue:1.2), cat", ["(red, blue:1.2)", "cat"]),
-    ("a\\(b, c", ["a\\(b", "c"]),
-    ("犬, café ,  two   words", ["犬", "café", "two words"]),
-    ("multi\nline, x", ["multi line", "x"]),
-])
-def test_split_tags(caption, tags):
-    assert split_tags(caption) == tags
-
-
 @pytest.mark.parametrize("tag, name", [("(cat:1.2)", "cat"), ("[cat]", "cat"), ("((cat))", "cat"), ("cat", "cat"),
                                        ("(cat", "(cat"), ("{cat:0.5}", "cat"), ("cat (animal)", "cat (animal)")])
 def test_tag_name_strips_weight_syntax_only(tag, name):
@@ -312,14 +299,6 @@ def test_caption_symlink_out_of_the_folder_is_not_written(folder, tmp_path):
 # ------------------------------------------------------------------ fast paths agree with the slow ones
 
 
-@pytest.mark.parametrize("caption", ["a, (b, c:1.2), [d, e], {f}", "((x, y)), z", "a,,b", "(a:1.1),b ,  c",
-                                     "x (y), z", "k\n(l, m)"])
-def test_bracket_merge_equals_the_escape_aware_split(caption):
-    from hypernet.data.edit import _merge_bracketed, _split_escaped
-
-    assert _merge_bracketed(caption.split(",")) == _split_escaped(caption)
-
-
 def test_tag_names_fast_path_matches_split(folder):
     from hypernet.data.edit import tag_names
 
@@ -378,3 +357,24 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_regex_matching_runs_with_a_time_budget():
+    from hypernet.data.regex_budget import RegexTooSlow, full_matches
+
+    assert full_matches("c(a)t", "d\\1g", ["cat", "dog", "cat"]) == {"cat": "dag"}
+    with pytest.raises(RegexTooSlow, match="took longer"):
+        full_matches("(a+)+$", "", ["a" * 40 + "b"], budget_s=1.0)
+
+
+def test_a_restore_point_is_checked_as_a_whole():
+    from hypernet.data.restore_point import parse_restore_point
+
+    good = {"id": "p", "caption_extension": ".txt", "captions": {"a.png": "x", "sub/b.png": None}, "edits": False,
+            "created": 5, "label": "save"}
+    point = parse_restore_point(json.dumps(good).encode(), "p", "p.json")
+    assert point.captions == {"a.png": "x", "sub/b.png": None} and point.created == 5.0
+    for bad in ({**good, "captions": {"a.png": "\udc80"}}, {**good, "created": "x", "edits": True},
+                {**good, "captions": {"sub/../a.png": "x"}}, {**good, "captions": {"a\\b.png": "x"}}):
+        with pytest.raises(ValueError, match="p.json"):
+            parse_restore_point(json.dumps(bad).encode(), "p", "p.json")
