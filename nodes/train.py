@@ -154,7 +154,7 @@ class TrainHypernetwork:
                                   source_file=source_file, config=config, resume=resume, preview=preview,
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
                                   overwrite=overwrite,
-                                  graph=(prompt, unique_id))
+                                  graph=(prompt, unique_id), save_on_cancel=options["save_on_cancel"])
         session.notes.extend(overridden)
         outcome = session.run()
         result = outcome.result

@@ -77,8 +77,10 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
                  config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
-                 overwrite: bool = False, graph: tuple = (None, None), headless: HeadlessRole | None = None):
+                 overwrite: bool = False, graph: tuple = (None, None), headless: HeadlessRole | None = None,
+                 save_on_cancel: bool = True):
         self.model, self.clip, self.vae = model, clip, vae
+        self.save_on_cancel = save_on_cancel
         self.dataset = dataset
         self.config = config
         self.preview_settings = preview
@@ -208,7 +210,7 @@ class TrainingSession:
         role = self.headless
         hooks = TrainHooks(
             should_stop=role.should_stop if role is not None else bridge.interrupted, is_cancel=bridge.is_interrupt,
-            on_step=on_step,
+            save_on_cancel=self.save_on_cancel, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
             preview=(None if role is not None and not role.writer  # only rank 0 writes previews
                      else lambda step, net: self._preview(training_model, step)),

@@ -76,6 +76,8 @@ class TrainHooks:
     on_event: Callable[[dict], None] | None = None
     # True for the host's own cancel exception (it may clear the flag should_stop reads when raised).
     is_cancel: Callable[[BaseException], bool] = lambda exc: False
+    # Cancel saves the step reached (weights + .optim), so nothing trained since save_every is lost.
+    save_on_cancel: bool = True
 
 
 @dataclass
@@ -443,7 +445,7 @@ class Trainer:
 
     def _save_cancelled_step(self) -> bool:
         """Cancel saves the step reached (weights + .optim, named by step) unless save_on_cancel is off."""
-        if not self.config.save_on_cancel or self.network.step == 0 or self._saved_current_step():
+        if not self.hooks.save_on_cancel or self.network.step == 0 or self._saved_current_step():
             return False
         try:
             self._save_checkpoint()
@@ -454,7 +456,7 @@ class Trainer:
 
     def _cancel(self) -> TrainResult:
         self._save_cancelled_step()
-        kept = ("" if self.config.save_on_cancel else " (save_on_cancel is off: this step is not saved)")
+        kept = ("" if self.hooks.save_on_cancel else " (save_on_cancel is off: this step is not saved)")
         return self._result("cancelled", f"training cancelled at step {self.network.step}{kept}; "
                                          f"queue the graph again to resume from the last checkpoint")
 

@@ -2,6 +2,7 @@
 schedules, checkpoints and the loss CSV."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -181,9 +182,9 @@ def cancel_in_on_step(at_step: int):
 
 @pytest.mark.parametrize("save_on_cancel", [True, False])
 def test_cancel_raised_inside_a_hook_saves_the_step_unless_turned_off(tmp_path, save_on_cancel):
-    cfg = config(steps=50, save_every=100, save_on_cancel=save_on_cancel)
+    hooks = dataclasses.replace(cancel_in_on_step(3), save_on_cancel=save_on_cancel)
     with pytest.raises(HostCancel):
-        run(tmp_path, cfg, hooks=cancel_in_on_step(3))
+        run(tmp_path, config(steps=50, save_every=100), hooks=hooks)
     folder = RunFolder(tmp_path, "toy")
     if save_on_cancel:
         assert [c.step for c in folder.checkpoints()] == [3]
@@ -208,8 +209,8 @@ def test_an_error_without_cancel_saves_nothing(tmp_path):
 
 def test_cancel_with_save_on_cancel_off_says_the_step_is_not_saved(tmp_path):
     stops = iter([False] * 4 + [True])
-    result, _ = run(tmp_path, config(steps=50, save_every=100, save_on_cancel=False),
-                    hooks=TrainHooks(should_stop=lambda: next(stops)))
+    result, _ = run(tmp_path, config(steps=50, save_every=100),
+                    hooks=TrainHooks(should_stop=lambda: next(stops), save_on_cancel=False))
     assert result.stopped == "cancelled" and "save_on_cancel is off" in result.message
     assert RunFolder(tmp_path, "toy").checkpoints() == []
 
