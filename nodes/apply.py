@@ -18,6 +18,20 @@ def apply_to_model(model, network, strength: float):
     return bridge.with_attention_patch(model, HypernetworkPatch([(network, strength)]))
 
 
+def check_file_choice(name) -> bool | str:
+    """True for a listed file (or 'none'); else a message that says to train first, instead of the
+    host's bare "value not in list" (a shared workflow names a file the user has not trained yet)."""
+    if not isinstance(name, str):  # linked from another node: nothing to check before it runs
+        return True
+    files = network_files.choices(with_none=False)
+    if name == "none" or name in files:
+        return True
+    found = f"pick one of the {len(files)} files in the list" if files else "the folder has no file yet"
+    return (f"hypernetwork file {name!r} is not in models/hypernetworks ({found}). Train it first: run the "
+            f"'Train a hypernetwork' template with Create Hypernetwork's name set to "
+            f"{name.rsplit('/', 1)[-1].rsplit('.', 1)[0]!r}, then choose the file here")
+
+
 class ApplyHypernetwork:
     DESCRIPTION = ("Applies a hypernetwork to a model (A1111 math, deterministic: dropout is off at inference). "
                    "Chain several to stack them; the incoming model is never changed.")
@@ -43,6 +57,10 @@ class ApplyHypernetwork:
                                                            "the file."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, hypernetwork_name=None):
+        return check_file_choice(hypernetwork_name)
 
     def apply(self, model, hypernetwork_name, strength, hypernetwork=None):
         if hypernetwork is None:

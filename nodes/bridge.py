@@ -6,10 +6,11 @@ never `comfy`, `folder_paths` or `server` themselves.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import comfy.model_management
 import comfy.utils
@@ -163,6 +164,11 @@ class Progress:
 def interrupted() -> bool:
     """True once the user pressed Cancel (POST /interrupt); cheap enough to call every step."""
     return bool(comfy.model_management.processing_interrupted())
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for the host's cancel exception (raising it clears the flag `interrupted` reads)."""
+    return isinstance(exc, comfy.model_management.InterruptProcessingException)
 
 
 def raise_if_interrupted() -> None:
@@ -395,6 +401,21 @@ def sample(model: Any, seed: int, steps: int, cfg: float, sampler_name: str, sch
 
     return host_nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                       latent, denoise=denoise)[0]
+
+
+@contextlib.contextmanager
+def no_latent_previews() -> Iterator[None]:
+    """Sample without the host's live latent previews (`--preview-method`). They are sent for the
+    executing node, and both frontends then add an image preview of their own to it: the Train
+    node shows its previews in its own widget and would grow by a second copy."""
+    from comfy.cli_args import LatentPreviewMethod, args
+
+    saved = args.preview_method
+    args.preview_method = LatentPreviewMethod.NoPreviews
+    try:
+        yield
+    finally:
+        args.preview_method = saved
 
 
 def decode(vae: Any, latent: dict) -> Any:

@@ -96,9 +96,19 @@ def _progress():
     return update
 
 
+def output_caption_mode(write_captions: str, keep_captions: bool) -> str:
+    """How the output dataset's captions combine the user's caption and the tags: as the files are
+    written, or with no file written, appended to the user's caption unless keep_captions is off."""
+    if write_captions == "off" and keep_captions:
+        return "existing_first"
+    return write_captions
+
+
 class HypernetworkWD14Tag:
-    DESCRIPTION = ("Tags images with a WD14 (SmilingWolf) ONNX tagger: a whole dataset (its tags become the "
-                   "captions, optionally written to caption files) and/or an image batch.")
+    DESCRIPTION = ("Tags images with a WD14 (SmilingWolf) ONNX tagger: a whole dataset and/or an image batch. "
+                   "A '(download) ...' model is downloaded from Hugging Face the first time it runs (once; "
+                   "then it is read from models/wd14_tagger). By default the tags are added after the captions "
+                   "you wrote (keep_captions) and no caption file is written (write_captions off).")
     CATEGORY = CATEGORY_DATASET
     RETURN_TYPES = (HN_DATASET, "STRING")
     RETURN_NAMES = ("dataset", "tags")
@@ -137,9 +147,10 @@ class HypernetworkWD14Tag:
                                      "tooltip": "Keep at most this many tags per image; 0 = no limit."}),
                 "write_captions": (list(CAPTION_MODES), {
                     "default": "off",
-                    "tooltip": "Caption files next to the dataset's images: off (write none), overwrite, "
-                               "existing_first (your caption, then the new tags) or new_first (the new tags, "
-                               "then your caption; duplicates dropped), only_missing."}),
+                    "tooltip": "Caption files next to the dataset's images: off (write none; keep_captions decides "
+                               "the captions), overwrite, existing_first (your caption, then the new tags) or "
+                               "new_first (the new tags, then your caption; duplicates dropped), only_missing. The "
+                               "output dataset's captions follow the same choice."}),
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Images per tagger run (more is faster, needs more memory)."}),
                 "unload_after": ("BOOLEAN", {"default": False,
@@ -152,6 +163,11 @@ class HypernetworkWD14Tag:
                 "image": ("IMAGE", {"tooltip": "Tag the images of this batch."}),
                 "caption_extension": ("STRING", {"default": ".txt",
                                                  "tooltip": "Extension of the caption files written."}),
+                "keep_captions": ("BOOLEAN", {"default": True,
+                                              "tooltip": "With write_captions off: on keeps the captions you "
+                                                         "wrote and adds the tags after them (duplicates "
+                                                         "dropped); off replaces them by the tags. No file is "
+                                                         "written either way."}),
             },
         }
 
@@ -161,7 +177,7 @@ class HypernetworkWD14Tag:
 
     def tag(self, model, general_threshold, character_threshold, exclude_tags, replace_underscores,
             escape_brackets, sort, characters_first, include_rating, max_tags, write_captions, batch_size,
-            unload_after, dataset=None, image=None, caption_extension=".txt"):
+            unload_after, dataset=None, image=None, caption_extension=".txt", keep_captions=True):
         write_captions = validate_caption_mode(write_captions)
         if dataset is None and image is None:
             raise ValueError("WD14 Tagger: nothing to tag; connect a dataset (Load Dataset / Preprocess) "
@@ -183,9 +199,11 @@ class HypernetworkWD14Tag:
             if unload_after:
                 unload(str(files.model_path))
         history = {"step": "wd14_tag", "model": files.name, "write_captions": write_captions, **options.to_dict()}
-        out = (captioned_dataset(dataset, dataset_results, write_captions, history) if dataset is not None
-               else Dataset([], "", [history]))
-        report = format_report(files.name, image_results, dataset_results, write_captions)
+        history["keep_captions"] = keep_captions
+        out = (captioned_dataset(dataset, dataset_results, output_caption_mode(write_captions, keep_captions),
+                                 history)
+               if dataset is not None else Dataset([], "", [history]))
+        report = format_report(files.name, image_results, dataset_results, write_captions, keep_captions)
         logger.info("%s", report.splitlines()[0])
         strings = [r.caption for r in image_results] + [r.caption for r in dataset_results]
         return {"ui": {"text": [report]}, "result": (out, strings)}

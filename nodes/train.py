@@ -64,6 +64,14 @@ def resolve_options(options: dict | None, *legacy: dict) -> dict:
     return resolved
 
 
+def overridden_settings(options: dict | None, *legacy: dict) -> list[str]:
+    """Report lines for settings given to Train directly that the options socket overrides."""
+    return [f"{name} {value!r} given to Train Hypernetwork directly is overridden by the options node's "
+            f"{options[name]!r}"
+            for values in legacy for name, value in values.items()
+            if isinstance(options, dict) and name in options and options[name] != value]
+
+
 def own_inputs(values: dict) -> dict:
     """This node's own settings, validated; an optional one an API prompt left out gets its default."""
     resolved = settings.defaults(_OWN_NAMES)
@@ -131,7 +139,9 @@ class TrainHypernetwork:
               prompt=None, **inputs):
         own = own_inputs(inputs)
         legacy = {name: value for name, value in inputs.items() if name not in _OWN_NAMES}
-        options = resolve_options(options, legacy_options(prompt, unique_id), legacy)
+        direct = (legacy_options(prompt, unique_id), legacy)
+        overridden = overridden_settings(options, *direct)
+        options = resolve_options(options, *direct)
         network, source_file = self._network(hypernetwork, hypernetwork_name)
         config = build_config({**options, **own}, own["settings_json"])
         preview = PreviewSettings(**settings.values_for("preview", options))
@@ -144,7 +154,8 @@ class TrainHypernetwork:
                                   source_file=source_file, config=config, resume=resume, preview=preview,
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
                                   overwrite=overwrite,
-                                  graph=(prompt, unique_id))
+                                  graph=(prompt, unique_id), save_on_cancel=options["save_on_cancel"])
+        session.notes.extend(overridden)
         outcome = session.run()
         result = outcome.result
         if result.stopped == "cancelled":

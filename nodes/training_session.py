@@ -77,8 +77,10 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
                  config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
-                 overwrite: bool = False, graph: tuple = (None, None), headless: HeadlessRole | None = None):
+                 overwrite: bool = False, graph: tuple = (None, None), headless: HeadlessRole | None = None,
+                 save_on_cancel: bool = True):
         self.model, self.clip, self.vae = model, clip, vae
+        self.save_on_cancel = save_on_cancel
         self.dataset = dataset
         self.config = config
         self.preview_settings = preview
@@ -128,8 +130,9 @@ class TrainingSession:
             negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
             latent = bridge.empty_latent(width, height)
             seed = self._preview_seeds.next(step)
-            samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
-                                                    settings.scheduler, positive, negative, latent)
+            with bridge.no_latent_previews():
+                samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
+                                                        settings.scheduler, positive, negative, latent)
             image = bridge.decode(self.vae, samples)
         pil = image_to_pil(image)[0]
         path = self.run_folder.preview_path(step)
@@ -137,7 +140,7 @@ class TrainingSession:
             pil.save(tmp, format="PNG")
         entry = bridge.save_ui_image(pil, f"{self.network.name}-{step}")
         self.previews.append(entry)
-        self._progress.update(step - self._first_step, pil)
+        self._progress.update(step - self._first_step)  # no image: the host would add its own preview
         self._send("preview", {"step": step, "image": entry, "path": str(path), "seed": seed,
                                "prompt": self._preview_prompt})
 
@@ -206,7 +209,8 @@ class TrainingSession:
             parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
         role = self.headless
         hooks = TrainHooks(
-            should_stop=role.should_stop if role is not None else bridge.interrupted, on_step=on_step,
+            should_stop=role.should_stop if role is not None else bridge.interrupted, is_cancel=bridge.is_interrupt,
+            save_on_cancel=self.save_on_cancel, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
             preview=(None if role is not None and not role.writer  # only rank 0 writes previews
                      else lambda step, net: self._preview(training_model, step)),

@@ -1,6 +1,6 @@
 """Run the pack's main job through a real ComfyUI server, as a user's script would.
 
-Loads example_workflows/train_hypernetwork.json and compare_checkpoints.json, converts them to the
+Loads the example workflows 'Train a hypernetwork' and 'Compare checkpoints', converts them to the
 API format with the server's /object_info (tests/support/workflows.py, the same converter the tests
 use), queues them and follows their websocket events.
 
@@ -29,6 +29,7 @@ TINY_STEPS = 20
 REAL_STEPS = 200
 TINY_SIZE = 64
 STAND_IN_TAGGER = "demo-stand-in-tagger"
+EXAMPLE_NAME = "my_style"  # the network name in the example workflows
 REAL_TAGGER = "(download) wd-v1-4-moat-tagger-v2"
 
 
@@ -50,7 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-tagger", action="store_true",
                         help="skip the WD14 tagger and train on the captions next to the images")
     parser.add_argument("--workdir", type=Path, default=None,
-                        help="folder for models, inputs and outputs (default: a new temp folder)")
+                        help="folder for models, inputs and outputs (default: a new temp folder, removed at "
+                             "the end unless --keep)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp folder (trained files, previews, grid, server log) after the demo")
     parser.add_argument("--serve", action="store_true", help="leave the UI running at the printed address")
     args = parser.parse_args(argv)
     if (args.checkpoint is None) != (args.dataset is None):
@@ -113,10 +117,13 @@ class Demo:
         wf.set_inputs(prompt, "HypernetworkLoadDataset", directory=dataset)
         wf.set_inputs(prompt, "HypernetworkPreprocess", width=self.size, height=self.size)
         wf.set_inputs(prompt, "CreateHypernetwork", name=self.args.name)
-        train = {"steps": self.steps, "save_every": self.every, "preview_every": self.every}
+        train = {"steps": self.steps, "save_every": self.every}
         if not self.real:
-            train.update(learning_rate=f"2e-3:{self.every}, 1e-3", preview_steps=4)
+            train.update(learning_rate=f"2e-3:{self.every}, 1e-3")
         wf.set_inputs(prompt, "TrainHypernetwork", **train)
+        # The workflow's Preview Options node decides the previews (a value given to Train directly loses).
+        wf.set_inputs(prompt, "HypernetworkPreviewOptions", preview_every=self.every,
+                      **({} if self.real else {"preview_steps": 4}))
         if tagger is None:
             tag_id = wf.nodes_of(prompt, "HypernetworkWD14Tag")[0]
             source = prompt.pop(tag_id)["inputs"]["dataset"]
@@ -130,7 +137,10 @@ class Demo:
 
     def grid_prompt(self) -> dict:
         prompt = self._model(wf.to_api(wf.load_workflow("compare_checkpoints"), self.object_info))
-        values = dict(x_values=f"{self.args.name}/*.pt", y_values="1, 2", width=self.size, height=self.size)
+        grid_id = wf.nodes_of(prompt, "HypernetworkXYGrid")[0]
+        shipped = prompt[grid_id]["inputs"]["x_values"]  # 'none, my_style/*.pt, my_style.pt'
+        values = dict(x_values=shipped.replace(EXAMPLE_NAME, self.args.name), y_values="1, 2",
+                      width=self.size, height=self.size)
         if not self.real:
             values["steps"] = 4
         return wf.set_inputs(prompt, "HypernetworkXYGrid", **values)
@@ -151,6 +161,8 @@ class Demo:
                 f"ETA {data['eta']:.0f}s")
         elif kind == "hypernetwork.train.checkpoint":
             say(f"  saved {data['path']}")
+        elif kind == "hypernetwork.train.preview":
+            say(f"  preview at step {data['step']}: {data['path']}")
         elif kind == "hypernetwork.train.event":
             say(f"  {data['kind']} at step {data['step']}: {data['message']}")
         elif kind == "executing" and data.get("node"):
@@ -164,23 +176,50 @@ class Demo:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     host = Path(os.environ["COMFYUI_PATH"])
+    temporary = args.workdir is None
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="hn-demo-"))).resolve()
+    status = 1
+    try:
+        status = _run(args, host, workdir)
+        return status
+    finally:
+        finish_workdir(workdir, temporary=temporary, keep=args.keep, failed=status != 0)
+
+
+def finish_workdir(workdir: Path, *, temporary: bool, keep: bool, failed: bool = False) -> bool:
+    """Remove the demo's own temp folder unless --keep (or the demo failed: its server log is
+    there); a --workdir the user gave is never removed. Returns whether it was removed."""
+    if not temporary:
+        say(f"files kept in {workdir} (your --workdir)")
+        return False
+    if keep or failed:
+        why = "--keep" if keep else "the demo failed; the server log is there"
+        say(f"files kept in {workdir} ({why}); delete the folder when done")
+        return False
+    shutil.rmtree(workdir, ignore_errors=True)
+    say(f"removed the temp folder {workdir} (run with --keep to keep the trained files, previews and grid)")
+    return True
+
+
+def _run(args: argparse.Namespace, host: Path, workdir: Path) -> int:
     if args.checkpoint is None:
         say("the default model is a tiny random one: its pictures are noise, the pipeline is real "
             "(use --checkpoint PATH --dataset DIR for your own model and images)")
     server = ComfyServer(host, sys.executable, ServerLayout(workdir))
-    say(f"starting ComfyUI ({host}) with the pack on {server.url}; files under {workdir}")
+    say(f"starting ComfyUI ({host}) with the pack on {server.url}; files under {workdir}"
+        + ("" if args.workdir or args.keep else " (a temp folder, removed at the end unless --keep)"))
     server.start()
     try:
         demo = Demo(args, server)
         dataset, tagger = demo.prepare()
         train = demo.train_prompt(dataset, tagger)
-        trained = demo.run("train_hypernetwork.json", train)
+        trained = demo.run("Train a hypernetwork", train)
         grid = demo.grid_prompt()
-        compared = demo.run("compare_checkpoints.json", grid)
+        compared = demo.run("Compare checkpoints", grid)
 
         folder = server.layout.hypernetworks / args.name
-        say(f"checkpoints (.pt + .optim) and previews: {folder}")
+        say(f"checkpoints (.pt + .optim): {folder}")
+        say(f"previews:   {len(list(folder.glob(args.name + '-*.png')))} in {folder}")
         say(f"loss CSV:   {folder / 'hypernetwork_loss.csv'}")
         say(f"final file: {server.layout.hypernetworks / (args.name + '.pt')}")
         say(f"loss plot:  {demo.saved(trained, train, 'SaveImage')}")

@@ -6,6 +6,7 @@ import { chainMethod, listenForNode } from "./hn_events.js";
 import { parseLenientJSON } from "./hn_history.js";
 
 const NODE_TYPE = "TrainHypernetwork";
+const STATUS_HEIGHT = 58; // up to three wrapped lines
 
 export function formatDuration(seconds) {
 	if (!Number.isFinite(seconds) || seconds < 0) return "?";
@@ -61,9 +62,13 @@ app.registerExtension({
 				overflowY: "auto",
 			}));
 			element.textContent = "not trained in this session yet";
+			// One fixed height (min = preferred = max): the 2024 frontend shrinks every widget whose
+			// preferred height exceeds its minimum by the same amount when space is short, which
+			// squeezed this line to a few pixels while the chart and preview kept theirs.
 			const widget = addPackWidget(this, "hn_train_status", "hn_status", element, {
-				getMinHeight: () => 34,
-				getMaxHeight: () => 58,
+				getMinHeight: () => STATUS_HEIGHT,
+				getHeight: () => STATUS_HEIGHT,
+				getMaxHeight: () => STATUS_HEIGHT,
 			});
 			let shown = false;
 			const show = (text, title) => {

@@ -71,7 +71,9 @@ def _validate(directory: str, caption_extension: str, on_bad_file: str, missing_
         raise ValueError(f"directory {directory!r} must be an absolute path "
                          "(the node resolves paths relative to ComfyUI's input folder)")
     if not os.path.exists(directory):
-        raise FileNotFoundError(f"dataset directory {directory} does not exist; check the path")
+        raise FileNotFoundError(f"dataset directory {directory} does not exist: create this folder and put your "
+                                "training images in it (.txt captions next to them are optional), or set "
+                                "directory to the folder that holds them")
     if not os.path.isdir(directory):
         raise ValueError(f"dataset directory {directory} is a file, not a folder; "
                          "give the folder that holds the images")
@@ -290,7 +292,7 @@ def _raise_empty(root: str, total: int, bad: list[BadFile], recursive: bool, sta
             f"; {stats['subfolders_not_scanned']} subfolder(s) were not scanned - enable recursive"
         raise ValueError(
             f"dataset directory {root} contains no images "
-            f"({', '.join(sorted(SUPPORTED_EXTENSIONS))}){hint}")
+            f"({', '.join(sorted(SUPPORTED_EXTENSIONS))}){hint}; put your training images in it")
     listing = "; ".join(f"{b.path}: {BAD_REASONS.get(b.reason, b.reason)}" for b in bad[:5])
     raise ValueError(f"none of the {total} image files in {root} is usable: {listing}"
                      + (" ..." if len(bad) > 5 else ""))

@@ -304,7 +304,8 @@ def resolve_hypernetworks(
 
 def _available_hint(available: Sequence[str]) -> str:
     if not available:
-        return "no hypernetwork files were found; put .pt files in the hypernetworks folder"
+        return ("no hypernetwork files were found; train one first (the 'Train a hypernetwork' template) or put "
+                ".pt files in the hypernetworks folder")
     shown = ", ".join(list(available)[:20]) + (" ..." if len(available) > 20 else "")
     return f"available: {shown}"
 
@@ -444,11 +445,12 @@ def checkpoint_axis_labels(
     values: Sequence[Optional[str]], step_lookup: Optional[Callable[[str], Optional[int]]] = None
 ) -> Optional[tuple[tuple[str, ...], str]]:
     """('step N' labels, title naming the files) when every file on a hypernetwork axis is a
-    checkpoint of one run (same base name, distinct known steps); None otherwise."""
+    checkpoint of one run (same base name, distinct known steps); None otherwise. The run's final
+    file (no `-<step>` in its name) may hold the same step as its last checkpoint: 'step N (final)'."""
     files = [(v, _strip_extension(v.replace("\\", "/"))) for v in values if v is not None]
     if not files:
         return None
-    bases, steps = set(), {}
+    bases, steps, finals = set(), {}, set()
     for name, relative in files:
         step = step_lookup(name) if step_lookup is not None else None
         if step is None:
@@ -457,20 +459,25 @@ def checkpoint_axis_labels(
             return None
         bases.add(_STEP_SUFFIX_RE.sub("", relative.rsplit("/", 1)[-1]).lower())
         steps[name] = step
-    if len(bases) != 1 or len(set(steps.values())) != len(steps):
+        if step_from_name(name) is None:
+            finals.add(name)
+    periodic = [steps[name] for name in steps if name not in finals]
+    if len(bases) != 1 or len(finals) > 1 or len(set(periodic)) != len(periodic):
         return None
-    labels = tuple("none" if v is None else f"step {steps[v]}" for v in values)
-    return labels, f"{AXIS_LABELS[AxisType.HYPERNETWORK]}: {_checkpoint_legend(files, steps)}"
+    shared = {name for name in finals if steps[name] in periodic}
+    names = {name: f"step {steps[name]}" + (" (final)" if name in shared else "") for name in steps}
+    labels = tuple("none" if v is None else names[v] for v in values)
+    return labels, f"{AXIS_LABELS[AxisType.HYPERNETWORK]}: {_checkpoint_legend(files, steps, names)}"
 
 
-def _checkpoint_legend(files: Sequence[tuple[str, str]], steps: dict[str, int]) -> str:
+def _checkpoint_legend(files: Sequence[tuple[str, str]], steps: dict[str, int], names: dict[str, str]) -> str:
     """`run/run-<step>` when every file is named `<prefix><step>` with one prefix (the usual
     periodic copies), else each `step N = file` (the first few)."""
     prefixes = {relative[: len(relative) - len(str(steps[name]))] for name, relative in files
                 if relative.endswith(str(steps[name]))}
     if len(prefixes) == 1 and all(relative.endswith(str(steps[name])) for name, relative in files):
         return f"{prefixes.pop()}<step>"
-    shown = [f"step {steps[name]} = {relative}" for name, relative in files[:_LEGEND_FILES]]
+    shown = [f"{names[name]} = {relative}" for name, relative in files[:_LEGEND_FILES]]
     more = f"; +{len(files) - _LEGEND_FILES} more" if len(files) > _LEGEND_FILES else ""
     return "; ".join(shown) + more
 

@@ -119,7 +119,7 @@ def captioned_dataset(dataset: Dataset, results: Sequence[TagResult], mode: str,
 
 
 def format_report(model_name: str, image_results: Sequence[TagResult], dataset_results: Sequence[TagResult],
-                  write_captions: str) -> str:
+                  write_captions: str, keep_captions: bool = False) -> str:
     """The node's text report: counts, caption actions, most frequent tags, per-image lines."""
     everything = list(image_results) + list(dataset_results)
     skipped = [r for r in everything if r.error]
@@ -128,7 +128,9 @@ def format_report(model_name: str, image_results: Sequence[TagResult], dataset_r
                 if image_results and dataset_results else "")]
     actions = Counter(r.caption_action for r in dataset_results if r.caption_action)
     if write_captions == "off":
-        lines.append("Caption files: not written (write_captions off); the tags are the output dataset's captions"
+        used = ("added after each image's own caption (keep_captions)" if keep_captions
+                else "the output dataset's captions")
+        lines.append(f"Caption files: not written (write_captions off); the tags are {used}"
                      if dataset_results else "Caption files: none (no dataset connected)")
     else:
         lines.append("Caption files: " + (", ".join(f"{k} {v}" for k, v in sorted(actions.items())) or "none"))

@@ -132,9 +132,21 @@ def _not_increasing(field: str, rate: str, step: int, previous: int, raw_items: 
                  "(one more step at most)")
     else:
         a1111 = f"switch to {rate} at step {previous} and keep it until the end"
-    ordered = ", ".join(sorted(raw_items, key=_item_sort_key))
     return (f"steps must increase (previous step is {previous}, this one is {step}); A1111 would silently "
-            f"{a1111}. Fix: list the items in increasing step order, e.g. '{ordered}'")
+            f"{a1111}. Fix: {_increasing_fix(raw_items)}")
+
+
+def _increasing_fix(raw_items: list[str]) -> str:
+    """The fix for misordered steps: the rates stay in the order written (so a falling schedule is
+    never turned into a rising one) and take the steps in increasing order."""
+    dated = [raw for raw in raw_items if _item_sort_key(raw) != math.inf]
+    open_ended = [raw for raw in raw_items if _item_sort_key(raw) == math.inf]
+    steps = sorted(int(raw.split(":")[1]) for raw in dated)
+    if len(set(steps)) != len(steps):
+        return "give every item its own end step, each greater than the one before"
+    fixed = [f"{raw.split(':')[0].strip()}:{end}" for raw, end in zip(dated, steps)]
+    return ("keep the rates in the order you want them and give them increasing steps, e.g. "
+            f"'{', '.join(fixed + open_ended)}'")
 
 
 def _item_sort_key(raw: str) -> float:

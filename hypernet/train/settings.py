@@ -216,6 +216,9 @@ SETTINGS: tuple[Setting, ...] = _settings(
             tooltip="At each rollback the learning rate is multiplied by this (0.1 = ten times smaller)."),
     Setting("max_rollbacks", "INT", 3, TRAINING_OPTIONS, min=0, max=100,
             tooltip="Give up after this many rollbacks (the report then says to lower the learning rate)."),
+    Setting("save_on_cancel", "BOOLEAN", True, TRAINING_OPTIONS, store="run",
+            tooltip=("Cancel saves the step training stopped at (<name>-<step>.pt with its .optim), so queueing "
+                     "again resumes there and nothing trained is lost. Off: only the save_every checkpoints stay.")),
     # ---- HypernetworkPreviewOptions
     Setting("preview_every", "INT", 0, PREVIEW_OPTIONS, min=0, max=1_000_000,
             tooltip=("Render a preview image every N steps, to watch the network learn (the guide: every 500). 0 "

@@ -74,6 +74,10 @@ class TrainHooks:
     on_checkpoint: Callable[[int, Path], None] | None = None
     preview: Callable[[int, Hypernetwork], None] | None = None
     on_event: Callable[[dict], None] | None = None
+    # True for the host's own cancel exception (it may clear the flag should_stop reads when raised).
+    is_cancel: Callable[[BaseException], bool] = lambda exc: False
+    # Cancel saves the step reached (weights + .optim), so nothing trained since save_every is lost.
+    save_on_cancel: bool = True
 
 
 @dataclass
@@ -423,6 +427,11 @@ class Trainer:
                     finally:
                         network.train()
             return self._finish("finished", f"training finished at step {network.step}")
+        except BaseException as exc:
+            # A host raises its cancel from inside a hook (progress bar, preview sampling): keep the step.
+            if self.hooks.is_cancel(exc) or self.hooks.should_stop():
+                self._save_cancelled_step()
+            raise
         finally:
             network.eval()
             torch.set_rng_state(rng_state)
@@ -434,10 +443,21 @@ class Trainer:
         # Resumed and not trained further: that checkpoint is the current state; never rewrite it.
         return self.network.step == self._start_step and path.is_file()
 
-    def _cancel(self) -> TrainResult:
-        if not self._saved_current_step() and self.network.step > 0:
+    def _save_cancelled_step(self) -> bool:
+        """Cancel saves the step reached (weights + .optim, named by step) unless save_on_cancel is off."""
+        if not self.hooks.save_on_cancel or self.network.step == 0 or self._saved_current_step():
+            return False
+        try:
             self._save_checkpoint()
-        return self._result("cancelled", f"training cancelled at step {self.network.step}; "
+        except Exception:  # never hide why the run stopped behind a failed save
+            logger.exception("could not save step %d on cancel", self.network.step)
+            return False
+        return True
+
+    def _cancel(self) -> TrainResult:
+        self._save_cancelled_step()
+        kept = ("" if self.hooks.save_on_cancel else " (save_on_cancel is off: this step is not saved)")
+        return self._result("cancelled", f"training cancelled at step {self.network.step}{kept}; "
                                          f"queue the graph again to resume from the last checkpoint")
 
     def _diverged(self, message: str) -> TrainResult:

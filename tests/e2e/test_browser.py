@@ -221,6 +221,8 @@ window.hnTest = {
   async dismissDialogs() {
     if (!hnTest.newFrontend()) return true;
     try { await app.extensionManager.setting.set("Comfy.TutorialCompleted", true); } catch (error) {}
+    // the minimap (1.2x) lies over the canvas's corner and would cover nodes in screenshots
+    try { await app.extensionManager.setting.set("Comfy.Minimap.Visible", false); } catch (error) {}
     for (let i = 0; i < 20 && document.querySelector(".p-dialog"); i++) {
       document.querySelector(".p-dialog .p-dialog-close-button, .p-dialog .p-dialog-header-close")?.click();
       document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", code: "Escape", bubbles: true }));
@@ -255,6 +257,28 @@ window.hnTest = {
     while (top < rect.height / 3 && !canvasAt(rect.left + rect.width / 2, rect.top + top + 1)) top += 4;
     app.canvas.ds.offset = saved;
     return { left, top, width: rect.width - left, height: rect.height - top, pageX: rect.left + left, pageY: rect.top + top };
+  },
+  // a close-up of some nodes at (nearly) full scale, clipped to at most `aspect` height/width:
+  // what a template card shows readably
+  async closeUp(types, aspect = 0.75) {
+    const view = await hnTest.visibleCanvas();
+    const m = 12, t = LiteGraph.NODE_TITLE_HEIGHT;
+    let result;
+    for (let pass = 0; pass < 2; pass++) { // twice: the first draw may grow nodes to their widgets
+      const nodes = types.map((type) => hnTest.node(type));
+      const x0 = Math.min(...nodes.map((n) => n.pos[0])), y0 = Math.min(...nodes.map((n) => n.pos[1] - t));
+      const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
+      const s = Math.min(1, (view.width - 2 * m) / (x1 - x0));
+      app.canvas.ds.scale = s;
+      app.canvas.ds.offset = [(view.left + m) / s - x0, (view.top + m) / s - y0];
+      app.canvas.setDirty(true, true);
+      app.canvas.draw(true, true);
+      await hnTest.frames(3);
+      const width = Math.ceil((x1 - x0) * s + 2 * m);
+      const height = Math.ceil(Math.min((y1 - y0) * s + 2 * m, aspect * width, view.height));
+      result = { clip: { x: view.pageX, y: view.pageY, width, height }, scale: s };
+    }
+    return result;
   },
   async fit() {
     const view = await hnTest.visibleCanvas();
@@ -308,6 +332,20 @@ window.hnTest = {
       preview: node.hnTrainPreview.img.getAttribute("src"), previewWidth: node.hnTrainPreview.img.naturalWidth,
     };
   },
+  // the Train node's size and what the host may have added to it (its own image preview)
+  trainLayout() {
+    const node = hnTest.node("TrainHypernetwork");
+    const t = LiteGraph.NODE_TITLE_HEIGHT;
+    const below = hnTest.nodes().filter((n) => n !== node && n.pos[1] > node.pos[1]
+      && n.pos[0] < node.pos[0] + node.size[0] && n.pos[0] + n.size[0] > node.pos[0]);
+    const gaps = below.map((n) => n.pos[1] - t - (node.pos[1] + node.size[1]));
+    return { height: Math.round(node.size[1]), width: Math.round(node.size[0]),
+             statusHeight: node.hnTrainStatus.element.clientHeight,
+             hostImages: node.imgs?.length ?? 0,
+             imageWidgets: (node.widgets ?? []).filter((w) => /image|preview/i.test(w.name) && !w.name.startsWith("hn_"))
+               .map((w) => w.name),
+             gapBelow: gaps.length ? Math.min(...gaps) : null };
+  },
   hideMenu(hidden) {
     const menu = document.querySelector(".comfy-menu");
     if (menu) menu.style.display = hidden ? "none" : "";
@@ -354,8 +392,13 @@ window.hnTest = {
   async spyTrainEvents() {
     const { api } = await import("/scripts/api.js");
     window.hnSeen = [];
+    window.hnDuring = [];
     for (const type of ["hypernetwork.train.progress", "hypernetwork.train.preview", "hypernetwork.train.checkpoint"]) {
-      api.addEventListener(type, ({ detail }) => window.hnSeen.push({ type, node: String(detail.node), step: detail.step }));
+      api.addEventListener(type, ({ detail }) => {
+        window.hnSeen.push({ type, node: String(detail.node), step: detail.step });
+        // after the frontend's next draw: what the user sees while training
+        requestAnimationFrame(() => requestAnimationFrame(() => window.hnDuring.push(hnTest.trainLayout())));
+      });
     }
   },
 };
@@ -435,7 +478,8 @@ def trained_in_ui(browser, comfy_server, object_info):
     """train_hypernetwork.json loaded and queued from the page: (network name, chart state after the run)."""
     dataset = make_shapes_dataset(comfy_server.layout.input / f"ui_shapes_{uuid.uuid4().hex[:6]}", count=4, size=SIZE)
     fake_tagger.build_fake_tagger(comfy_server.layout.taggers, name=TAGGER)
-    name = f"ui_{uuid.uuid4().hex[:8]}"
+    # the README's screenshots show the examples' name, not a test's
+    name = "my_style" if UPDATE_SCREENSHOTS else f"ui_{uuid.uuid4().hex[:8]}"
     workflow = wf.ui_with_tiny_loader(wf.load_workflow("train_hypernetwork"))
     wf.set_ui_widgets(workflow, object_info, "HypernetworkLoadDataset", directory=dataset.name)
     wf.set_ui_widgets(workflow, object_info, "HypernetworkPreprocess", width=SIZE, height=SIZE)
@@ -445,6 +489,7 @@ def trained_in_ui(browser, comfy_server, object_info):
                       save_every=SAVE_EVERY)
     wf.set_ui_widgets(workflow, object_info, "HypernetworkPreviewOptions", preview_every=SAVE_EVERY, preview_steps=2)
     load_ui_workflow(browser, workflow)
+    before = browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => hnTest.trainLayout())")
     browser.evaluate("hnTest.spyTrainEvents().then(() => true)")
     browser.evaluate("hnTest.queueAndWait(400000)", timeout=420)
     browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => true)")
@@ -452,7 +497,11 @@ def trained_in_ui(browser, comfy_server, object_info):
                              " return s.smoothed > 0 && s.previewWidth > 0 && s; })()", timeout=20)
     seen = browser.evaluate("window.hnSeen")
     train_id = browser.evaluate("String(hnTest.node('TrainHypernetwork').id)")
-    return name, state, seen, train_id
+    layout = {"before": before, "during": browser.evaluate("window.hnDuring"),
+              "after": browser.evaluate("hnTest.show(hnTest.node('TrainHypernetwork')).then(() => hnTest.trainLayout())")}
+    screenshot(browser, "train_node_after_run",
+               browser.evaluate("hnTest.nodeRect(hnTest.node('TrainHypernetwork'))"))
+    return name, state, seen, train_id, layout
 
 
 # ------------------------------------------------------------------ tests
@@ -550,7 +599,7 @@ def test_non_finite_losses_are_read_and_display_widgets_are_not_saved(browser, o
 
 
 def test_train_workflow_from_the_ui_draws_the_chart_status_and_preview(browser, trained_in_ui):
-    name, state, seen, train_id = trained_in_ui
+    name, state, seen, train_id, _ = trained_in_ui
     progress = [e for e in seen if e["type"] == "hypernetwork.train.progress"]
     assert [e["step"] for e in progress] == list(range(1, STEPS + 1))
     assert {e["node"] for e in seen} == {train_id}
@@ -567,8 +616,26 @@ def test_train_workflow_from_the_ui_draws_the_chart_status_and_preview(browser, 
     screenshot(browser, "train_workflow")
 
 
+STATUS_MIN_PX = 20  # a readable status line: at least one 11 px line with its padding
+
+
+def test_train_node_keeps_its_size_through_a_run(browser, trained_in_ui):
+    """One preview (the pack's own; the host adds no image of its own), no growth, the status line
+    readable while training, and the example layout leaves room for the live display."""
+    layout = trained_in_ui[4]
+    before, during, after = layout["before"], layout["during"], layout["after"]
+    assert during, "no layout was recorded while training"
+    assert before["gapBelow"] is None or before["gapBelow"] >= 0, f"the Train node covers the node below: {before}"
+    assert max(d["height"] for d in during) == before["height"], (before, during)
+    assert after["height"] == before["height"] and after["width"] == before["width"], (before, after)
+    assert after["hostImages"] == 0 and not after["imageWidgets"], after
+    assert all(d["hostImages"] == 0 and not d["imageWidgets"] for d in during), during
+    assert min(d["statusHeight"] for d in during) >= STATUS_MIN_PX, during
+    assert after["statusHeight"] >= STATUS_MIN_PX and after["gapBelow"] in (None, before["gapBelow"]), after
+
+
 def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
-    name, before, _, _ = trained_in_ui
+    name, before, *_ = trained_in_ui
     time.sleep(1.5)  # the host saves the open workflow to localStorage every second
     open_ui(browser, reload=True)
     # the new frontend configures the saved workflow after the extensions' setup
@@ -579,6 +646,9 @@ def test_chart_status_and_preview_survive_a_page_reload(browser, trained_in_ui):
     assert state["steps"] == before["steps"]
     assert state["status"] == before["status"]
     assert f"{name}-{STEPS}_" in state["preview"]
+    reloaded = browser.evaluate("hnTest.trainLayout()")
+    assert reloaded["height"] == trained_in_ui[4]["before"]["height"], (reloaded, trained_in_ui[4]["before"])
+    assert reloaded["statusHeight"] >= STATUS_MIN_PX and reloaded["hostImages"] == 0, reloaded
     screenshot(browser, "train_after_reload")
 
 
@@ -589,7 +659,7 @@ CHART_BACK = ("(() => { const n = hnTest.node('TrainHypernetwork'); if (!n) retu
 def test_chart_status_and_preview_come_back_after_switching_workflows(browser, trained_in_ui, object_info):
     """New frontend: another workflow tab and back. Old frontend (no tabs): another workflow loaded
     and the training workflow loaded again."""
-    name, before, _, _ = trained_in_ui
+    name, before, *_ = trained_in_ui
     browser.wait_for("!!hnTest.node('TrainHypernetwork')", timeout=30)
     new_frontend = browser.evaluate("hnTest.newFrontend()")
     if new_frontend:
@@ -651,7 +721,9 @@ def test_apply_node_shows_the_selected_files_metadata_and_samples(browser, train
 def test_compare_workflow_from_the_ui_shows_the_grid(browser, trained_in_ui, object_info):
     name = trained_in_ui[0]
     workflow = wf.ui_with_tiny_loader(wf.load_workflow("compare_checkpoints"))
-    wf.set_ui_widgets(workflow, object_info, "HypernetworkXYGrid", x_values=f"{name}/*.pt", y_values="1, 2",
+    shipped = wf.to_api(wf.load_workflow("compare_checkpoints"), object_info)
+    x_values = shipped[wf.nodes_of(shipped, "HypernetworkXYGrid")[0]]["inputs"]["x_values"].replace("my_style", name)
+    wf.set_ui_widgets(workflow, object_info, "HypernetworkXYGrid", x_values=x_values, y_values="1, 2",
                       steps=2, width=SIZE, height=SIZE, filename_prefix=f"ui_grid_{name}")
     load_ui_workflow(browser, workflow)
     browser.evaluate("hnTest.queueAndWait(200000)", timeout=210)
@@ -669,17 +741,27 @@ def test_compare_workflow_from_the_ui_shows_the_grid(browser, trained_in_ui, obj
     publish(grid, DOCS / "xy_grid.png", 520)
 
 
-@pytest.mark.parametrize("name", ["train_hypernetwork", "apply_hypernetwork", "compare_checkpoints"])
+# the nodes a template's thumbnail shows close up (the card is small: the whole graph is unreadable)
+THUMBNAIL_NODES = {"train_hypernetwork": ["HypernetworkPreviewOptions", "TrainHypernetwork"],
+                   "apply_hypernetwork": ["ApplyHypernetwork", "KSampler"],
+                   "compare_checkpoints": ["Note", "HypernetworkXYGrid"]}
+THUMBNAIL_WIDTH = 560
+
+
+@pytest.mark.parametrize("name", sorted(THUMBNAIL_NODES))
 def test_example_workflows_load_as_shipped(browser, name):
-    """The shipped (stock-loader) workflows load without missing nodes; this also draws their thumbnails."""
+    """The shipped (stock-loader) workflows load without missing nodes; this also draws their
+    thumbnails: a close-up of the key nodes at (nearly) full scale."""
     load_ui_workflow(browser, wf.load_workflow(name))
     types = browser.evaluate("hnTest.nodes().map((n) => n.type)")
     assert sorted(types) == sorted(node["type"] for node in wf.load_workflow(name)["nodes"])
     dialog = browser.evaluate("app.ui.dialog.element.style.display === 'flex' && app.ui.dialog.textElement.textContent")
     assert not dialog, dialog
-    clip = browser.evaluate("hnTest.fit()")
-    shot = screenshot(browser, f"workflow_{name}", clip)
-    publish(shot, wf.EXAMPLE_WORKFLOWS / f"{name}.png", 480)
+    close = browser.evaluate(f"hnTest.closeUp({json.dumps(THUMBNAIL_NODES[name])})")
+    assert close["scale"] >= 0.9, close
+    shot = screenshot(browser, f"workflow_{name}", close["clip"])
+    if browser.evaluate("hnTest.newFrontend()"):  # the template cards are the new frontend's
+        publish(shot, wf.example_path(name, ".png"), THUMBNAIL_WIDTH)
 
 
 def test_training_workflow_at_fit_to_screen_shows_readable_titles(browser):

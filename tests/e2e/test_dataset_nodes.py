@@ -113,6 +113,7 @@ def test_missing_directory_is_a_named_error_and_server_stays_up(comfy_server):
     with pytest.raises(PromptError) as caught:
         comfy_server.run(graph.to_api())
     assert str(comfy_server.layout.input / "no_such_dataset_folder") in str(caught.value)
+    assert "create this folder and put your training images in it" in str(caught.value)
     assert comfy_server.alive() and comfy_server.get_json("/object_info/HypernetworkLoadDataset")
 
 

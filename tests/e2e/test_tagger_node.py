@@ -107,6 +107,26 @@ def test_lazy_steps_are_applied_before_tagging_and_off_writes_nothing(comfy_serv
     assert f"image[0]: {EXPECTED['b']}" in report, "the image input's tags are reported"
 
 
+@pytest.mark.parametrize("keep", [None, False])
+def test_off_keeps_the_users_captions_unless_told_not_to(comfy_server, tagger, keep):
+    """The default (write_captions off, keep_captions on) adds the tags after the caption the user
+    wrote; keep_captions off replaces it. Neither writes a file."""
+    source = make_images(comfy_server.layout.input, stems=("a", "b"), captions={"a": "my own words, 1girl"})
+    before = tree_hashes(source)
+    out = f"t5_{source.name}_{keep}"
+    graph = Graph()
+    extra = {} if keep is None else {"keep_captions": keep}
+    tag = tag_node(graph, dataset=[load_node(graph, source.name), 0], **extra)
+    preprocess_node(graph, [tag, 0], mode="keep", output_directory=out)
+    result = comfy_server.run(graph.to_api())
+
+    seen = captions_in(comfy_server.layout.output / out)
+    mine = "my own words, 1girl, long hair" if keep is None else EXPECTED["a"]
+    assert seen == {"00000-0-a": mine, "00001-0-b": EXPECTED["b"]}
+    assert tree_hashes(source) == before, "write_captions off must not write caption files"
+    assert ("added after each image's own caption" in ui_text(result, tag)) == (keep is None)
+
+
 def test_lazy_items_append_one_caption_per_source_file(comfy_server, tagger):
     source = make_images(comfy_server.layout.input, stems=("a",), captions={"a": "old tag, 1girl"})
     with Image.open(source / "a.png") as img:

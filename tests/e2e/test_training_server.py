@@ -65,6 +65,47 @@ def test_graph_trains_and_writes_every_file(comfy_server, dataset_folder):
     assert all(e["data"]["node"] == ids["train"] for e in progress)
 
 
+def test_cancel_before_the_first_save_keeps_the_step_and_resume_continues(comfy_server, dataset_folder):
+    """Cancel at step k < save_every: `<name>-k.pt` + `.optim` are saved (named by step) and queueing
+    again continues from step k with the optimizer state."""
+    graph, ids = training_graph(dataset_folder, "early_cancel", steps=400, save_every=1000)
+    seen = []
+
+    def watch(event):
+        if event.get("type") == "hypernetwork.train.progress":
+            seen.append(event["data"]["step"])
+            if len(seen) == 2:
+                threading.Thread(target=comfy_server.interrupt, daemon=True).start()
+
+    comfy_server.run(graph.to_api(), on_event=watch, timeout=300)
+    run_dir = comfy_server.layout.hypernetworks / "early_cancel"
+    saved = sorted(int(p.stem.split("-")[-1]) for p in run_dir.glob("early_cancel-*.pt"))
+    assert len(saved) == 1 and 2 <= saved[0] < 400, saved
+    step = saved[0]
+    assert (run_dir / f"early_cancel-{step}.pt.optim").is_file()
+    stored = torch.load(run_dir / f"early_cancel-{step}.pt", weights_only=True)
+    assert stored["step"] == step
+    created = torch.load(comfy_server.layout.hypernetworks / "early_cancel.pt", weights_only=True)
+    assert created["step"] == 0, "Create's file stays: a cancelled run writes no final file"
+
+    resume_graph, ids = training_graph(dataset_folder, "early_cancel", steps=step + 2, save_every=1000)
+    report = comfy_server.run(resume_graph.to_api(), timeout=300).outputs[ids["train"]]["text"][0]
+    assert f"resumed from early_cancel-{step}.pt" in report and "fresh optimizer" not in report
+    assert f"training finished at step {step + 2}" in report
+
+
+def test_a_setting_given_to_train_that_an_options_node_overrides_is_reported(comfy_server, dataset_folder):
+    """As the demo did: preview_every given to Train directly loses to the Preview Options node."""
+    graph, ids = training_graph(dataset_folder, "override_net", steps=1, save_every=0, preview_every=1)
+    options = graph.add("HypernetworkPreviewOptions", preview_every=0, preview_prompt="", preview_negative="",
+                        preview_seed=0, preview_seed_mode="fixed", preview_steps=2, preview_cfg=7.0,
+                        preview_sampler="euler")
+    graph.nodes[ids["train"]]["inputs"]["options"] = [options, 0]
+    report = comfy_server.run(graph.to_api(), timeout=300).outputs[ids["train"]]["text"][0]
+    assert "preview_every 1 given to Train Hypernetwork directly is overridden by the options node's 0" in report
+    assert not list((comfy_server.layout.hypernetworks / "override_net").glob("*.png")), "the options node won"
+
+
 def test_stock_loader_reads_the_trained_file(comfy_server, dataset_folder):
     graph, _ = training_graph(dataset_folder, "stock_net", steps=3, save_every=0)
     comfy_server.run(graph.to_api())

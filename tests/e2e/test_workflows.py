@@ -14,15 +14,18 @@ import uuid
 import pytest
 from PIL import Image
 
+from hypernet.train.schedule import parse_schedule
 from tests.support import fake_tagger
 from tests.support import workflows as wf
 from tests.support.datasets import make_shapes_dataset
+from tests.support.server import PromptError
 
 WORKFLOW_NAMES = ["train_hypernetwork", "apply_hypernetwork", "compare_checkpoints"]
 STEPS = 8
 SAVE_EVERY = 4
 SIZE = 64
 TAGGER = "fake"
+EXAMPLE_NAME = "my_style"  # Create Hypernetwork's name in train_hypernetwork.json, used by the other two
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +134,15 @@ def test_shipped_workflows_are_for_real_users(object_info, name):
             if wf.extra_widgets_after(input_name, spec) and spec[0] == "INT":
                 control = node["widgets_values"][wf.widget_index(info, input_name) + 1]
                 assert control == "fixed", f"{node['type']}.{input_name} would change on every queue"
-    thumbnail = wf.EXAMPLE_WORKFLOWS / f"{name}.png"
+    thumbnail = wf.example_path(name, ".png")
     assert thumbnail.is_file(), f"{thumbnail.name} is missing"
     assert thumbnail.stat().st_size < 200_000
     with Image.open(thumbnail) as png:
-        assert png.format == "PNG" and png.width >= 200
+        # a close-up that reads at card size: wide enough, at most 4:3 tall, not a sliver
+        assert png.format == "PNG" and png.width >= 480, png.size
+        assert 0.5 <= png.height / png.width <= 0.76, png.size
     # the new frontend's template browser (1.2x) asks for <name>.jpg, the old one for .png
-    jpeg = wf.EXAMPLE_WORKFLOWS / f"{name}.jpg"
+    jpeg = wf.example_path(name, ".jpg")
     assert jpeg.is_file(), f"{jpeg.name} is missing: the new frontend's template browser shows a blank card"
     assert jpeg.stat().st_size < 200_000
     with Image.open(jpeg) as jpg:
@@ -185,16 +190,74 @@ def test_apply_workflow_samples_with_the_trained_file(comfy_server, object_info,
         assert png.size == (SIZE, SIZE)
 
 
+def test_apply_workflow_before_training_says_to_train_first(comfy_server, object_info):
+    missing = f"untrained_{uuid.uuid4().hex[:8]}"
+    prompt = wf.with_tiny_loader(wf.to_api(wf.load_workflow("apply_hypernetwork"), object_info))
+    wf.set_inputs(prompt, "ApplyHypernetwork", hypernetwork_name=f"{missing}.pt")
+    with pytest.raises(PromptError) as caught:
+        comfy_server.run(prompt)
+    message = json.dumps(caught.value.payload)
+    assert f"{missing}.pt" in message and "Train it first" in message and f"'{missing}'" in message
+    assert "Value not in list" not in message
+
+
 def test_compare_workflow_grids_checkpoints_by_step(comfy_server, object_info, trained):
+    """The shipped x_values with the example's name replaced by the run's, as the note says."""
     name = trained[0]
     prompt = wf.with_tiny_loader(wf.to_api(wf.load_workflow("compare_checkpoints"), object_info))
-    wf.set_inputs(prompt, "HypernetworkXYGrid", x_values=f"{name}/*.pt", y_values="1, 2", steps=2,
+    grid_id = wf.nodes_of(prompt, "HypernetworkXYGrid")[0]
+    x_values = prompt[grid_id]["inputs"]["x_values"].replace(EXAMPLE_NAME, name)
+    wf.set_inputs(prompt, "HypernetworkXYGrid", x_values=x_values, y_values="1, 2", steps=2,
                   width=SIZE, height=SIZE, filename_prefix=f"wf_grid_{name}")
     result = comfy_server.run(prompt)
-    images = result.outputs[wf.nodes_of(prompt, "HypernetworkXYGrid")[0]]["images"]
+    images = result.outputs[grid_id]["images"]
     with Image.open(comfy_server.layout.output / images[0]["subfolder"] / images[0]["filename"]) as png:
         meta = json.loads(png.text["hypernet_grid"])
         assert png.width >= 2 * SIZE and png.height >= 2 * SIZE
     text = json.dumps(meta)
     first, second = text.find(f"{name}-{SAVE_EVERY}.pt"), text.find(f"{name}-{STEPS}.pt")
     assert 0 <= first < second, "checkpoint columns are ordered by training step"
+    x_axis = next(axis for axis in meta["axes"] if axis["name"] == "X") if "axes" in meta else meta["x"]
+    assert x_axis["labels"] == ["none"] + [f"step {s}" for s in range(SAVE_EVERY, STEPS + 1, SAVE_EVERY)] + [
+        f"step {STEPS} (final)"], "a no-network column, the checkpoints by step and the final file"
+
+
+# ------------------------------------------------------------------ the example follows the guide
+
+
+def shipped_inputs(object_info, workflow: str, class_type: str) -> dict:
+    prompt = wf.to_api(wf.load_workflow(workflow), object_info)
+    return prompt[wf.nodes_of(prompt, class_type)[0]]["inputs"]
+
+
+def test_train_example_uses_the_guides_settings(object_info):
+    """The A1111 hypernetwork guides' advice (issue 23): latents not sampled 'once', a schedule that
+    starts at 5e-6 and never rises, >= 10,000 steps at 5e-6, tag shuffle with a small dropout,
+    checkpoints and previews every 500 steps, mixed precision on a GPU, captions kept."""
+    train = shipped_inputs(object_info, "train_hypernetwork", "TrainHypernetwork")
+    assert train["latent_sampling"] in ("deterministic", "random")
+    schedule = parse_schedule(train["learning_rate"], train["steps"])
+    rates = [item.rate for item in schedule.items]
+    assert rates[0] == 5e-6 and rates == sorted(rates, reverse=True), train["learning_rate"]
+    assert schedule.items[0].end_step >= 10_000 and schedule.end_step == train["steps"]
+    assert train["shuffle_tags"] is True and 0 < train["tag_dropout"] <= 0.2
+    assert train["save_every"] == 500
+    assert shipped_inputs(object_info, "train_hypernetwork", "HypernetworkPreviewOptions")["preview_every"] == 500
+    options = shipped_inputs(object_info, "train_hypernetwork", "HypernetworkTrainingOptions")
+    dtype_choices = object_info["HypernetworkTrainingOptions"]["input"]["required"]["training_dtype"][0]
+    # 'auto' (fp16/bf16 autocast on a GPU, fp32 on the CPU) arrives with the settings declaration
+    assert options["training_dtype"] == ("auto" if "auto" in dtype_choices else "fp32")
+    tagger = shipped_inputs(object_info, "train_hypernetwork", "HypernetworkWD14Tag")
+    assert tagger["write_captions"] == "off" and tagger["keep_captions"] is True, "the user's captions stay"
+    assert shipped_inputs(object_info, "train_hypernetwork", "CreateHypernetwork")["name"] == EXAMPLE_NAME
+
+
+def test_apply_and_compare_examples_use_the_train_examples_name(object_info):
+    apply = shipped_inputs(object_info, "apply_hypernetwork", "ApplyHypernetwork")
+    assert apply["hypernetwork_name"] == f"{EXAMPLE_NAME}.pt"
+    grid = shipped_inputs(object_info, "compare_checkpoints", "HypernetworkXYGrid")
+    assert grid["x_type"] == "hypernetwork"
+    assert [v.strip() for v in grid["x_values"].split(",")] == ["none", f"{EXAMPLE_NAME}/*.pt", f"{EXAMPLE_NAME}.pt"]
+    for workflow in ("apply_hypernetwork", "compare_checkpoints"):
+        note = next(n for n in wf.load_workflow(workflow)["nodes"] if n["type"] == "Note")["widgets_values"][0]
+        assert "Train it first" in note and f"instead of {EXAMPLE_NAME}" in note, workflow

@@ -36,11 +36,21 @@ class WorkflowError(ValueError):
     """The workflow does not fit the server's node definitions; the message names node and input."""
 
 
+# short name -> file stem: the new frontend's template browser titles a template by its file name
+EXAMPLES = {"train_hypernetwork": "Train a hypernetwork", "apply_hypernetwork": "Apply a hypernetwork",
+            "compare_checkpoints": "Compare checkpoints"}
+
+
+def example_path(name: str, suffix: str = ".json") -> Path:
+    """example_workflows/<title><suffix> for a short name ('train_hypernetwork') or a title."""
+    return EXAMPLE_WORKFLOWS / f"{EXAMPLES.get(name, name)}{suffix}"
+
+
 def load_workflow(name_or_path: str | Path) -> dict:
-    """A workflow from example_workflows/ by name ('train_hypernetwork') or any path."""
+    """A workflow from example_workflows/ by short name ('train_hypernetwork') or any .json path."""
     path = Path(name_or_path)
-    if not path.suffix:
-        path = EXAMPLE_WORKFLOWS / f"{path}.json"
+    if path.suffix != ".json":
+        path = example_path(str(name_or_path))
     return json.loads(path.read_text(encoding="utf-8"))
 
 

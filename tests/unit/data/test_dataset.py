@@ -60,11 +60,11 @@ def test_on_bad_file_fail_names_the_file(tmp_path):
 
 
 def test_missing_and_empty_directory_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(FileNotFoundError, match="nope.*create this folder and put your training images in it"):
         load_dataset(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="empty.*put your training images in it"):
         load_dataset(str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="absolute"):
         load_dataset("relative/dir")

@@ -233,6 +233,20 @@ def test_checkpoints_of_one_run_are_labelled_by_step_with_the_files_in_the_title
     assert axis.to_dict()["title"] == axis.title
     # A step that is unknown, or two files with the same step: the file names stay the labels.
     assert parse_axis("hypernetwork", "mynet", AxisContext(hypernetwork_files=files)).labels == ("mynet",)
+    same = {"mynet/mynet-500.pt": 500, "mynet/mynet-1000.pt": 500}
+    assert parse_axis("hypernetwork", "mynet/*.pt", AxisContext(hypernetwork_files=files, step_lookup=same.get)
+                      ).labels == ("mynet/mynet-500", "mynet/mynet-1000")
+
+
+def test_final_file_with_the_last_checkpoints_step_is_labelled_final():
+    """A run whose steps are a multiple of save_every ends with a checkpoint and the final file of
+    the same step: both columns keep step labels, the final one marked."""
+    files = ["mynet/mynet-500.pt", "mynet/mynet-1000.pt", "mynet.pt"]
+    stored = {"mynet.pt": 1000}
+    axis = parse_axis("hypernetwork", "none, mynet/*.pt, mynet.pt",
+                      AxisContext(hypernetwork_files=files, step_lookup=stored.get))
+    assert axis.labels == ("none", "step 500", "step 1000", "step 1000 (final)")
+    assert axis.title.endswith("step 1000 (final) = mynet")
 
 
 def test_unknown_hypernetwork_and_empty_glob_are_errors():

@@ -249,8 +249,25 @@ def test_decreasing_steps_error_shows_a1111_behaviour_and_sorted_fix(field, beha
     assert message.startswith(field)
     assert "previous step is 100, this one is 50" in message
     assert f"A1111 would silently switch to" in message and behaviour in message
-    assert "e.g. '1e-4:50, 1e-3:100, 1e-5'" in message
+    assert "e.g. '1e-3:50, 1e-4:100, 1e-5'" in message, "the rates keep their order, the steps increase"
 
+
+@pytest.mark.parametrize("text", ["1e-4:1000, 1e-5:500", "5e-6:12000, 1e-6:3000, 5e-7:30000",
+                                  "1e-5:100, 5e-6:300, 1e-6:200, 1e-7"])
+def test_misordered_steps_fix_never_suggests_a_rising_rate(text):
+    with pytest.raises(ValueError) as info:
+        parse_schedule(text, 100_000)
+    suggestion = str(info.value).split("e.g. '")[1].split("'")[0]
+    schedule = parse_schedule(suggestion, 100_000)
+    rates = [item.rate for item in schedule.items]
+    assert rates == sorted(rates, reverse=True), f"{suggestion!r} raises the rate"
+    assert len(schedule.items) == len(text.split(","))
+
+
+def test_duplicate_steps_fix_asks_for_distinct_steps():
+    with pytest.raises(ValueError, match="give every item its own end step") as info:
+        parse_schedule("1e-4:500, 1e-5:500", 1000)
+    assert "e.g. '1e-4" not in str(info.value)
 
 def test_ignored_items_are_kept_for_the_report():
     schedule = parse_schedule("1e-3:5, 1e-4:10, 5e-5:20", 5)

@@ -2,6 +2,7 @@
 schedules, checkpoints and the loss CSV."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -164,6 +165,54 @@ def test_cancel_keeps_the_last_full_step_as_checkpoint(tmp_path):
     assert [c.step for c in RunFolder(tmp_path, "toy").checkpoints()] == [7]
     assert load_optimizer_state(RunFolder(tmp_path, "toy").checkpoint_path(7)).ok
     assert not (tmp_path / "toy.pt").exists(), "the final file is written only when a run finishes"
+
+
+class HostCancel(Exception):
+    """Stands for the host's interrupt exception, raised from inside a hook (its progress bar)."""
+
+
+def cancel_in_on_step(at_step: int):
+    """Like ComfyUI: raising the cancel clears the flag, so only is_cancel knows it was one."""
+    def on_step(report):
+        if report.step == at_step:
+            raise HostCancel()
+
+    return TrainHooks(should_stop=lambda: False, on_step=on_step, is_cancel=lambda exc: isinstance(exc, HostCancel))
+
+
+@pytest.mark.parametrize("save_on_cancel", [True, False])
+def test_cancel_raised_inside_a_hook_saves_the_step_unless_turned_off(tmp_path, save_on_cancel):
+    hooks = dataclasses.replace(cancel_in_on_step(3), save_on_cancel=save_on_cancel)
+    with pytest.raises(HostCancel):
+        run(tmp_path, config(steps=50, save_every=100), hooks=hooks)
+    folder = RunFolder(tmp_path, "toy")
+    if save_on_cancel:
+        assert [c.step for c in folder.checkpoints()] == [3]
+        assert load_optimizer_state(folder.checkpoint_path(3)).ok
+        network, optim_state, _, message = resume_point(toy_network(), folder, resume=True, max_step=50,
+                                                        source_file=None)
+        assert network.step == 3 and optim_state is not None and "resumed" in message
+    else:
+        assert folder.checkpoints() == []
+    assert not (tmp_path / "toy.pt").exists()
+
+
+def test_an_error_without_cancel_saves_nothing(tmp_path):
+    def on_step(report):
+        if report.step == 3:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run(tmp_path, config(steps=50, save_every=100), hooks=TrainHooks(on_step=on_step))
+    assert RunFolder(tmp_path, "toy").checkpoints() == []
+
+
+def test_cancel_with_save_on_cancel_off_says_the_step_is_not_saved(tmp_path):
+    stops = iter([False] * 4 + [True])
+    result, _ = run(tmp_path, config(steps=50, save_every=100),
+                    hooks=TrainHooks(should_stop=lambda: next(stops), save_on_cancel=False))
+    assert result.stopped == "cancelled" and "save_on_cancel is off" in result.message
+    assert RunFolder(tmp_path, "toy").checkpoints() == []
 
 
 def test_gradient_accumulation_sums_micro_batches(tmp_path):
