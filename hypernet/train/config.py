@@ -15,6 +15,7 @@ from ..util.dataclass_io import strict_from_dict
 from .preview import PREVIEW_SEED_MODES
 from .schedule import parse_schedule
 from .templates import CaptionConfig, parse_template
+from .validation import held_out_count
 
 CLIP_GRAD_MODES = ("none", "value", "norm")
 LATENT_SAMPLING = ("once", "deterministic", "random")
@@ -75,6 +76,13 @@ class TrainConfig:
     divergence_factor: float = 4.0
     divergence_window: int = 8
     max_weight_norm: float = 1e4
+    # Held-out validation, the best checkpoint, EMA and loss options (issue 25).
+    validation_images: str = "0"  # a count ("4") or a percentage ("10%") of the images; "0" = off
+    validate_every: int = 0  # also validate every N steps (0: only at each save)
+    stop_after_no_improvement: int = 0  # evaluations without a new lowest validation loss (0 = off)
+    ema_decay: float = 0.0  # 0 = off; 0.999 is typical
+    min_snr_gamma: float = 0.0  # 0 = off; 5 in the paper
+    noise_offset: float = 0.0  # 0 = off; 0.05-0.1 typical
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -83,7 +91,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_rollbacks" else 1):
                 raise _bad(name, value, "must be a whole number >= 1" if name != "max_rollbacks" else ">= 0")
-        for name in ("save_every", "preview_every", "keep_tokens", "cosine_warmup_steps"):
+        for name in ("save_every", "preview_every", "keep_tokens", "cosine_warmup_steps", "validate_every",
+                     "stop_after_no_improvement"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise _bad(name, value, "must be a whole number >= 0 (0 = off)")
@@ -113,6 +122,7 @@ class TrainConfig:
             raise _bad("curriculum_start", self.curriculum_start, "must be in (0, 1]")
         if not 0 < self.cosine_gamma <= 1:
             raise _bad("cosine_gamma", self.cosine_gamma, "must be in (0, 1]")
+        self._check_judging()
         # Parse once so that a bad string fails before any model is loaded.
         parse_schedule(self.learning_rate, self.steps, "learning_rate")
         if self.clip_grad_mode != "none":
@@ -134,6 +144,18 @@ class TrainConfig:
                 ok, kind = isinstance(value, str), "text"
             if not ok:
                 raise _bad(spec.name, value, f"must be {kind}")
+
+    def _check_judging(self) -> None:
+        held_out_count(self.validation_images, 2**62)  # the syntax; the dataset size is checked at the start
+        if self.stop_after_no_improvement and held_out_count(self.validation_images, 2**62) == 0:
+            raise _bad("stop_after_no_improvement", self.stop_after_no_improvement,
+                       "needs held-out images: set validation_images (e.g. 10%) or use 0")
+        if not math.isfinite(self.ema_decay) or not 0 <= self.ema_decay < 1:
+            raise _bad("ema_decay", self.ema_decay, "must be in [0, 1), e.g. 0.999 (0 = off)")
+        if not math.isfinite(self.min_snr_gamma) or self.min_snr_gamma < 0:
+            raise _bad("min_snr_gamma", self.min_snr_gamma, "must be a number >= 0, e.g. 5 (0 = off)")
+        if not math.isfinite(self.noise_offset) or not 0 <= self.noise_offset <= 1:
+            raise _bad("noise_offset", self.noise_offset, "must be in [0, 1], e.g. 0.05 (0 = off)")
 
     def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)
