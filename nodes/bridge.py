@@ -560,25 +560,37 @@ class TrainingModel:
         out.setdefault("c_crossattn", cond.to(self.device))
         return out
 
-    def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator",
-                              max_timestep: int = 1000) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator | None",
+                              max_timestep: int = 1000, *, timesteps: "torch.Tensor | None" = None,
+                              noise: "torch.Tensor | None" = None, noise_offset: float = 0.0,
+                              min_snr_gamma: float = 0.0) -> tuple["torch.Tensor", ...]:
         """The model's output and its target in the model's own output space (eps or v, ...).
 
         A uniform random timestep and Gaussian noise per sample (A1111's loss); the host's
         `model_sampling` does the noising and the output scaling, so eps, v-prediction and other
-        parameterisations are all right without special cases.
+        parameterisations are all right without special cases. Given `timesteps` and `noise`
+        (validation) nothing is drawn. `noise_offset` adds offset noise; with `min_snr_gamma` > 0 a
+        third value comes back: the per-sample Min-SNR weight, shaped (B, 1, 1, 1).
         """
         import torch
 
+        from ..hypernet.train.loss_terms import min_snr_weight, offset_noise
+
         sampling = self.base.model_sampling
         batch = x0.shape[0]
-        timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator).to(self.device)
+        if timesteps is None:
+            timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
+        if noise is None:
+            noise = offset_noise(tuple(x0.shape), generator, noise_offset)
+        noise = noise.to(self.device)
         x0 = x0.to(self.device)
         sigma = sampling.sigma(timesteps.float().to(sampling.sigmas.device)).to(self.device)
         noisy = sampling.noise_scaling(sigma.view(batch, 1, 1, 1), noise, x0)
         denoised = self.base.apply_model(noisy, sigma, transformer_options=self.transformer_options, **conds)
         c_out = -sampling.calculate_denoised(sigma, torch.ones_like(x0), torch.zeros_like(x0))
+        if min_snr_gamma > 0:
+            weight = min_snr_weight(sigma.float(), c_out.flatten(1)[:, 0].float(), min_snr_gamma)
+            return denoised.float() / c_out, x0.float() / c_out, weight.view(batch, 1, 1, 1)
         return denoised.float() / c_out, x0.float() / c_out
 
     def sample_preview(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,

@@ -23,7 +23,8 @@ from ..hypernet.train.config import TrainConfig
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.templates import parse_template
-from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
+from ..hypernet.train.validation import ValidationSet, split_items
 from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
 from . import bridge
 from .tensors import image_to_pil, pil_to_image
@@ -152,7 +153,10 @@ class TrainingSession:
                               encode)
         prompts.precompute()
         sizes = _sizes(self.dataset)
-        plan = BatchPlan(sizes, [item.repeats for item in self.dataset.items], config.batch_size, config.seed)
+        # Held-out images (validation_images) never enter the batch plan.
+        self.train_items, self.held_out = split_items(len(self.dataset), config.validation_images, config.seed)
+        plan = BatchPlan([sizes[i] for i in self.train_items],
+                         [self.dataset.items[i].repeats for i in self.train_items], config.batch_size, config.seed)
         patch = HypernetworkPatch([(self.network, 1.0)])  # A1111 trains at strength 1
         with torch.inference_mode(False), torch.enable_grad():
             training_model = bridge.TrainingModel(self.model, patch, config.gradient_checkpointing)
@@ -170,12 +174,17 @@ class TrainingSession:
         self.notes.append(base.report_line())
 
     def _train(self, training_model, latents, prompts, plan, sizes) -> TrainResult:
+        config = self.config
+
         def objective(planned, generator, step, max_timestep=1000):
-            width, height = sizes[planned.items[0]]
-            x0 = training_model.process_latent_in(latents.batch(planned.items, generator))
-            cond, pooled = prompts.conditioning(planned.items, step, planned.epoch)
+            items = [self.train_items[i] for i in planned.items]  # plan indices -> dataset indices
+            width, height = sizes[items[0]]
+            x0 = training_model.process_latent_in(latents.batch(items, generator))
+            cond, pooled = prompts.conditioning(items, step, planned.epoch)
             conds = training_model.conditioning(cond, pooled, width, height)
-            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep)
+            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep,
+                                                        noise_offset=config.noise_offset,
+                                                        min_snr_gamma=config.min_snr_gamma)
 
         def on_step(report):
             self._progress.update(report.step - self._first_step)
@@ -193,9 +202,15 @@ class TrainingSession:
             should_stop=bridge.interrupted, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
             preview=lambda step, net: self._preview(training_model, step),
-            on_event=lambda event: self._send("event", event))
+            on_event=lambda event: self._send("event", event),
+            validate=self._validator(training_model, latents, prompts, sizes),
+            on_validation=lambda step, raw, ema: self._send("validation", {
+                "step": step, "val_loss": None if raw is None else _finite_or_none(raw),
+                "val_loss_ema": None if ema is None else _finite_or_none(ema)}))
         self.run_folder.write_settings({"config": self.config.to_dict(), "network": self.network.config.to_dict(),
-                                        "dataset": {"root": self.dataset.root, "items": len(self.dataset)},
+                                        "dataset": {"root": self.dataset.root, "items": len(self.dataset),
+                                                    "held_out": [Path(self.dataset.items[i].path).name
+                                                                 for i in self.held_out]},
                                         "start": self.start_message})
         trainer = Trainer(self.network, objective, plan, self.config, self.run_folder,
                           device_type=torch.device(training_model.device).type,
@@ -203,8 +218,24 @@ class TrainingSession:
                           final_path=self.final_path, before_final=self._final_guard)
         return trainer.run()
 
+    def _validator(self, training_model, latents: LatentCache, prompts: PromptCache, sizes):
+        """The held-out loss of the network as it is now (None when validation is off)."""
+        if not self.held_out:
+            return None
+
+        def evaluate(item, timesteps, noise):
+            width, height = sizes[item]
+            x0 = training_model.process_latent_in(latents.means[item]).expand(len(timesteps), -1, -1, -1)
+            cond, pooled = prompts.conditioning([item] * len(timesteps), 0, 0)
+            conds = training_model.conditioning(cond, pooled, width, height)
+            return training_model.prediction_and_target(x0, conds, None, timesteps=timesteps, noise=noise)
+
+        held_out = ValidationSet(self.held_out, lambda item: tuple(latents.means[item].shape[1:]), self.config.seed,
+                                 lambda p, t, w: objective_loss((p, t, w), self.config))
+        return lambda: held_out.loss(evaluate)
+
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
-        lines = [result.message, self.start_message, *self.notes,
+        lines = [result.message, self.start_message, *self.notes, *self._judging_lines(result),
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
@@ -215,6 +246,17 @@ class TrainingSession:
         if result.final_path is not None:
             lines.append(f"final file: {result.final_path}")
         return "\n".join(lines)
+
+
+    def _judging_lines(self, result: TrainResult) -> list[str]:
+        lines = []
+        if self.held_out:
+            names = ", ".join(Path(self.dataset.items[i].path).name for i in self.held_out[:5])
+            more = " ..." if len(self.held_out) > 5 else ""
+            lines.append(f"validation: {len(self.held_out)} held-out image(s), never trained on: {names}{more}")
+        if result.judge is not None:
+            lines += result.judge.report_lines()
+        return lines
 
 
 _REPORTED_EVENTS = ("rollback", "optimizer_reset")
