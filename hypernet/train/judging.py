@@ -21,6 +21,7 @@ from ..util.atomic import atomic_path
 from .checkpoints import RunFolder, architecture
 from .config import TrainConfig
 from .ema import EMA_WEIGHTS_KEY, EmaWeights
+from .log import LossHistory
 from .validation import BestTracker
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class Judge:
 
     def __init__(self, network: Hypernetwork, config: TrainConfig, run_folder: RunFolder,
                  validate: Callable[[], float] | None,
-                 evaluation_mode: Callable[[], ContextManager] = contextlib.nullcontext):
+                 evaluation_mode: Callable[[], ContextManager] = contextlib.nullcontext,
+                 history: LossHistory | None = None):
         self.config = config
         self.run_folder = run_folder
         self._validate = validate
@@ -53,6 +55,17 @@ class Judge:
         self.last: tuple[int, float | None, float | None] | None = None  # (step, raw, ema) of the last pass
         self.best_path: Path | None = None
         self.ema_paths: list[Path] = []
+        if validate is not None and history is not None:
+            self._continue(history, network.step)
+
+    def _continue(self, history: LossHistory, step: int) -> None:
+        """A resumed run carries on the best-so-far and the early-stop count of the run it continues."""
+        for row_step, loss in history.validations():
+            if row_step > step:
+                break
+            self.best.evaluated(row_step, loss)
+            if self.run_folder.checkpoint_path(row_step).is_file() and self.run_folder.best_path().is_file():
+                self.best.saved(row_step, loss)
 
     @property
     def validating(self) -> bool:

@@ -224,7 +224,7 @@ class Trainer:
         self._good: tuple[int, dict, dict] | None = None  # (step, network state, optimizer state)
         self._pending: list[str] = []  # events to mark on the next CSV row (e.g. after a rollback)
         self._cosine = cosine_schedule(config)
-        self.judge = Judge(network, config, run_folder, self.hooks.validate, self._autocast)
+        self.judge = Judge(network, config, run_folder, self.hooks.validate, self._autocast, self.history)
         self._best_good: tuple[int, dict, dict] | None = None  # the best-validated checkpoint's state
 
     # ---------------------------------------------------------------- state helpers

@@ -172,3 +172,32 @@ def test_ema_files_are_validated_saved_and_restored_on_resume(tmp_path):
     for (name, x), (_, y) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.equal(x, y), name
     assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), straight.network.parameters()))
+
+
+def test_a_resumed_run_keeps_the_best_checkpoint_and_the_early_stop_count(tmp_path):
+    network = copy_network(toy_network())
+    cfg = dict(save_every=2, validation_images="1", stop_after_no_improvement=3)
+    validator = RisingValidator(network)
+    first, _, _ = validated_run(tmp_path, config(steps=8, **cfg), network=network, validator=validator)
+    assert first.stopped == "finished" and first.judge.best.since_best == 1  # best at step 6
+    folder = RunFolder(tmp_path, "toy")
+    network, optim, history, _ = resume_point(toy_network(), folder, resume=True, max_step=40, source_file=None)
+    validator.network = network
+    resumed, _, _ = validated_run(tmp_path, config(steps=40, **cfg), network=network, history=history,
+                                  optimizer_state=optim, validator=validator)
+    assert resumed.stopped == "early_stop" and resumed.network.step == 12
+    assert resumed.judge.best.checkpoint_step == 6
+    assert folder.best_path().read_bytes() == folder.checkpoint_path(6).read_bytes()
+
+
+def test_grid_axis_marks_the_checkpoint_with_the_lowest_validation_loss():
+    from hypernet.grid.values import BEST_MARK, AxisContext, mark_best_checkpoint, parse_axis
+
+    files = ["run/run-2.pt", "run/run-4.pt", "run/run-6.pt"]
+    axis = parse_axis("hypernetwork", ", ".join(files), AxisContext(hypernetwork_files=files))
+    losses = {"run/run-2.pt": 0.31, "run/run-4.pt": 0.22, "run/run-6.pt": 0.27}
+    marked = mark_best_checkpoint(axis, losses.get)
+    assert marked.labels == ("step 2", "step 4" + BEST_MARK, "step 6")
+    assert mark_best_checkpoint(axis, {"run/run-2.pt": 0.3}.get).labels == axis.labels  # one known: no mark
+    seeds = parse_axis("seed", "1, 2", AxisContext())
+    assert mark_best_checkpoint(seeds, losses.get) is seeds
