@@ -462,6 +462,33 @@ def encode_latent_distribution(vae: Any, pixels: "torch.Tensor") -> tuple["torch
         return mean.cpu().clone(), std.cpu().clone()
 
 
+def vae_identity(vae: Any, samples_per_tensor: int = 4096) -> str:
+    """A digest of a VAE for the latent disk cache: every weight's name, dtype and shape plus an
+    evenly spaced sample of its values (a fine-tuned VAE differs almost everywhere), the dtype it
+    encodes in and the device type (GPU and CPU encodes differ in the last bits)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256(f"{type(vae.first_stage_model).__name__}|{vae.vae_dtype}|"
+                            f"{torch.device(vae.device).type}".encode())
+    with torch.inference_mode(False), torch.no_grad():
+        for name, tensor in sorted(vae.first_stage_model.state_dict().items()):
+            flat = tensor.detach().reshape(-1)
+            stride = max(1, flat.numel() // samples_per_tensor)
+            sample = flat[::stride].to("cpu", torch.float32).contiguous()
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def latent_cache_folder() -> Path:
+    """Where the latent disk cache lives: `<ComfyUI>/user/hypernetwork_latent_cache` (safe to delete)."""
+    from ..hypernet.train.latent_store import CACHE_FOLDER_NAME
+
+    return user_directory() / CACHE_FOLDER_NAME
+
+
 def encode_prompt_for_training(clip: Any, text: str, clip_skip: int = 1) -> tuple["torch.Tensor", "torch.Tensor | None"]:
     """(cond (1, tokens, width), pooled) as normal CPU tensors that can take part in backward."""
     import torch

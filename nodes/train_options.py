@@ -83,6 +83,12 @@ TRAINING_OPTIONS: list[OptionRow] = [
     ("noise_offset", "FLOAT", _CONFIG.noise_offset,
      "Offset noise (0.05-0.1 typical; 0 = off): lets the network change an image's overall brightness.",
      {"min": 0.0, "max": 1.0, "step": 0.01}),
+    ("alpha_loss_weight", "BOOLEAN", _CONFIG.alpha_loss_weight,
+     "A1111's 'Use PNG alpha channel as loss weight': transparent pixels count less (alpha 0: not at all); "
+     "images without alpha count fully.", {}),
+    ("latent_disk_cache", "BOOLEAN", _CONFIG.latent_disk_cache,
+     "Keep the images' VAE latents in ComfyUI's user/hypernetwork_latent_cache folder, so later runs on the "
+     "same images, crops and VAE skip encoding (bounded in size; safe to delete).", {}),
 ]
 
 PREVIEW_OPTIONS: list[OptionRow] = [

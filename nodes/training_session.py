@@ -16,10 +16,12 @@ import torch
 from ..hypernet.data.dataset import Dataset, load_item_image
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.network.patch import HypernetworkPatch, require_match
+from ..hypernet.train.alpha_weight import dataset_weight_maps
 from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
 from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.config import TrainConfig
+from ..hypernet.train.latent_store import LatentStore, item_key
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.templates import parse_template
@@ -59,14 +61,28 @@ def _multiple_of_8(image):
     return image.crop((left, top, left + w8, top + h8))
 
 
-def encode_dataset_latents(vae, dataset: Dataset, progress: bridge.Progress | None = None) -> list:
-    entries = []
+def encode_dataset_latents(vae, dataset: Dataset, progress: bridge.Progress | None = None,
+                           store: LatentStore | None = None, composite_alpha: bool = True) -> list:
+    """Each item's latent distribution; with a `store`, read from / written to the disk cache.
+    `composite_alpha` False encodes the colours under transparent pixels (alpha_loss_weight)."""
+    entries, keys = [], []
+    identity = bridge.vae_identity(vae) if store is not None else ""
+    sizes = _sizes(dataset)
     for index, item in enumerate(dataset.items):
         bridge.raise_if_interrupted()
-        pixels = pil_to_image(_multiple_of_8(load_item_image(item)))
-        entries.append(bridge.encode_latent_distribution(vae, pixels))
+        key = item_key(item, sizes[index], identity, composite_alpha) if store is not None else None
+        cached = store.get(key) if store is not None else None
+        if cached is None:
+            pixels = pil_to_image(_multiple_of_8(load_item_image(item, composite_alpha=composite_alpha)))
+            cached = bridge.encode_latent_distribution(vae, pixels)
+            if store is not None:
+                store.put(key, cached)
+        entries.append(cached)
+        keys.append(key)
         if progress is not None:
             progress.update(index + 1)
+    if store is not None:
+        store.prune(keep=keys)
     return entries
 
 
@@ -145,7 +161,12 @@ class TrainingSession:
         total = max(1, config.steps - self.network.step)
         self._progress = bridge.Progress(total)
         self._set_base_model()
-        latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
+        self.latent_store = LatentStore(bridge.latent_cache_folder()) if config.latent_disk_cache else None
+        latents = LatentCache(encode_dataset_latents(self.vae, self.dataset, store=self.latent_store,
+                                                     composite_alpha=not config.alpha_loss_weight),
+                              config.latent_sampling, config.seed)
+        self.alpha_maps = (dataset_weight_maps(self.dataset.items, [tuple(m.shape[-2:]) for m in latents.means],
+                                               _multiple_of_8) if config.alpha_loss_weight else None)
         bridge.release_vae_from_device(self.vae)
         encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
         prompts = PromptCache(parse_template(config.template), self.network.name,
@@ -182,9 +203,9 @@ class TrainingSession:
             x0 = training_model.process_latent_in(latents.batch(items, generator))
             cond, pooled = prompts.conditioning(items, step, planned.epoch)
             conds = training_model.conditioning(cond, pooled, width, height)
-            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep,
-                                                        noise_offset=config.noise_offset,
-                                                        min_snr_gamma=config.min_snr_gamma)
+            return self._alpha_weighted(training_model.prediction_and_target(
+                x0, conds, generator, max_timestep=max_timestep, noise_offset=config.noise_offset,
+                min_snr_gamma=config.min_snr_gamma), items)
 
         def on_step(report):
             self._progress.update(report.step - self._first_step)
@@ -218,6 +239,13 @@ class TrainingSession:
                           final_path=self.final_path, before_final=self._final_guard)
         return trainer.run()
 
+    def _alpha_weighted(self, output: tuple, items: list[int]) -> tuple:
+        """With alpha_loss_weight on, the items' alpha weight maps join the loss weight."""
+        if self.alpha_maps is None:
+            return output
+        alpha = torch.stack([self.alpha_maps[i] for i in items]).to(output[0].device)
+        return output[0], output[1], alpha if len(output) < 3 else output[2] * alpha
+
     def _validator(self, training_model, latents: LatentCache, prompts: PromptCache, sizes):
         """The held-out loss of the network as it is now (None when validation is off)."""
         if not self.held_out:
@@ -228,7 +256,8 @@ class TrainingSession:
             x0 = training_model.process_latent_in(latents.means[item]).expand(len(timesteps), -1, -1, -1)
             cond, pooled = prompts.conditioning([item] * len(timesteps), 0, 0)
             conds = training_model.conditioning(cond, pooled, width, height)
-            return training_model.prediction_and_target(x0, conds, None, timesteps=timesteps, noise=noise)
+            return self._alpha_weighted(training_model.prediction_and_target(
+                x0, conds, None, timesteps=timesteps, noise=noise), [item] * len(timesteps))
 
         held_out = ValidationSet(self.held_out, lambda item: tuple(latents.means[item].shape[1:]), self.config.seed,
                                  lambda p, t, w: objective_loss((p, t, w), self.config))
@@ -239,6 +268,7 @@ class TrainingSession:
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
+                 *([self.latent_store.report_line()] if self.latent_store is not None else []),
                  f"checkpoints in {self.run_folder.root}"]
         seeds = self._preview_seeds.report_line()
         if seeds is not None:
@@ -256,6 +286,10 @@ class TrainingSession:
             lines.append(f"validation: {len(self.held_out)} held-out image(s), never trained on: {names}{more}")
         if result.judge is not None:
             lines += result.judge.report_lines()
+        if self.alpha_maps is not None:
+            weighted = sum(1 for m in self.alpha_maps if not bool((m == 1).all()))
+            lines.append(f"alpha loss weight: {weighted} of {len(self.alpha_maps)} image(s) weighted by their alpha "
+                         "channel; the others weigh 1 everywhere")
         return lines
 
 

@@ -83,6 +83,8 @@ class TrainConfig:
     ema_decay: float = 0.0  # 0 = off; 0.999 is typical
     min_snr_gamma: float = 0.0  # 0 = off; 5 in the paper
     noise_offset: float = 0.0  # 0 = off; 0.05-0.1 typical
+    alpha_loss_weight: bool = False  # A1111 "Use PNG alpha channel as loss weight"
+    latent_disk_cache: bool = True  # reuse VAE latents of earlier runs (user/hypernetwork_latent_cache)
 
     def __post_init__(self) -> None:
         self._check_types()

@@ -64,3 +64,67 @@ def test_validation_holds_out_images_and_is_repeatable(comfy_host, pack, shapes)
     report = results[0]["ui"]["text"][0]
     assert "validation: 1 held-out image(s), never trained on" in report
     assert "best checkpoint (lowest validation loss" in report
+
+
+def _half_noise_dataset(pack, folder, noise_seed, transparent):
+    """Four 64x64 images: an opaque coloured shape on the left half, noise on the right half, which
+    is transparent (alpha 0, its colours kept in the file) or, for the control, opaque."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir()
+    rng = np.random.default_rng(noise_seed)
+    for index in range(4):
+        image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        noise = rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)
+        alpha = np.full((64, 32), 0 if transparent else 255, np.uint8)
+        image.paste(Image.fromarray(np.dstack([noise, alpha]), "RGBA"), (32, 0))
+        left = Image.new("RGBA", (32, 64), (30 + 50 * index, 90, 200 - 40 * index, 255))
+        ImageDraw.Draw(left).ellipse((4, 8 + 4 * index, 28, 40 + 4 * index), fill=(250, 250, 20, 255))
+        image.paste(left, (0, 0))
+        (image if transparent else image.convert("RGB")).save(folder / f"{index}.png")
+        (folder / f"{index}.txt").write_text(f"shape {index}")
+    return pack.hypernet.data.load.load_dataset(str(folder)).dataset
+
+
+def test_alpha_channel_weights_the_training_loss(comfy_host, pack, tmp_path):  # noqa: F811
+    """With alpha_loss_weight on, an RGBA dataset is weighted by its alpha (reported, and the loss
+    changes: the noisy transparent half no longer counts); off, it trains as before (composited on
+    white). The weight map's geometry is checked in tests/unit/test_judging.py."""
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    dataset = _half_noise_dataset(pack, tmp_path / "transparent", 1, transparent=True)
+    runs = {}
+    for weighted in (True, False):
+        out = train(pack, model, clip, vae, dataset, create(pack, "alpha_net", [32, 64]), steps=2, batch_size=4,
+                    alpha_loss_weight=weighted, latent_disk_cache=False)
+        assert ("alpha loss weight: 4 of 4 image(s) weighted" in out["ui"]["text"][0]) == weighted
+        runs[weighted] = out["result"][2].losses
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in runs.values())
+    assert runs[True] != runs[False]
+
+
+def test_images_without_alpha_weigh_one(comfy_host, pack, shapes):  # noqa: F811
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    runs = [train(pack, model, clip, vae, shapes, create(pack, "alpha_opaque", [32, 64]), steps=2,
+                  alpha_loss_weight=weighted, latent_disk_cache=False) for weighted in (True, False)]
+    assert "alpha loss weight: 0 of 4 image(s) weighted" in runs[0]["ui"]["text"][0]
+    assert runs[0]["result"][2].losses == pytest.approx(runs[1]["result"][2].losses, rel=1e-5)
+
+
+def test_a_second_run_reads_the_latents_from_the_disk_cache(comfy_host, pack, tmp_path):  # noqa: F811
+    from tests.support.datasets import make_shapes_dataset
+
+    folder = make_shapes_dataset(tmp_path / "fresh_shapes", count=3, size=64)
+    dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    runs = [train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=2,
+                  latent_sampling=mode) for mode in ("once", "once", "random")]
+    reports = [out["ui"]["text"][0] for out in runs]
+    assert "0 reused, 3 encoded" in reports[0], reports[0]
+    assert "3 reused, 0 encoded" in reports[1] and "3 reused, 0 encoded" in reports[2]
+    assert runs[0]["result"][2].losses == runs[1]["result"][2].losses  # the same latents, to the bit
+    folder = pack.nodes.bridge.latent_cache_folder()
+    assert folder.name == "hypernetwork_latent_cache" and len(list(folder.glob("*.latent"))) >= 3
+    off = train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=1,
+                latent_disk_cache=False)
+    assert "latent disk cache" not in off["ui"]["text"][0]

@@ -1,9 +1,10 @@
-"""Validation loss, the best checkpoint, early stop, EMA, Min-SNR and offset noise, on the toy
-problem of test_trainer (no ComfyUI)."""
+"""Validation loss, the best checkpoint, early stop, EMA, Min-SNR, offset noise and the alpha loss
+weight, on the toy problem of test_trainer (no ComfyUI)."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +202,70 @@ def test_grid_axis_marks_the_checkpoint_with_the_lowest_validation_loss():
     assert mark_best_checkpoint(axis, {"run/run-2.pt": 0.3}.get).labels == axis.labels  # one known: no mark
     seeds = parse_axis("seed", "1, 2", AxisContext())
     assert mark_best_checkpoint(seeds, losses.get) is seeds
+
+
+def test_alpha_weight_map_is_normalised_as_a1111_and_ones_without_alpha():
+    from PIL import Image
+
+    from hypernet.train.alpha_weight import weight_map
+
+    alpha = Image.new("L", (64, 32), 0)
+    alpha.paste(255, (0, 0, 32, 32))  # left half opaque
+    weight = weight_map(alpha, (4, 8))  # latent (h, w): the map is not transposed
+    assert weight.shape == (1, 4, 8)
+    assert weight.min().item() == 0 and weight.mean().item() == pytest.approx(1.0)
+    assert torch.all(weight[..., :3] > 1.5) and torch.all(weight[..., 5:] == 0)
+    assert torch.equal(weight_map(None, (4, 8)), torch.ones(1, 4, 8))
+    assert torch.equal(weight_map(Image.new("L", (64, 32), 255), (4, 8)), torch.ones(1, 4, 8))
+
+
+def test_alpha_moves_with_crops_flips_and_pads(tmp_path):
+    from PIL import Image
+
+    from hypernet.data.dataset import DatasetItem, Transform
+    from hypernet.train.alpha_weight import item_alpha
+
+    rgba = Image.new("RGBA", (40, 20), (200, 10, 10, 0))
+    rgba.paste((10, 200, 10, 255), (0, 0, 10, 20))  # opaque leftmost quarter
+    rgba.save(tmp_path / "a.png")
+    Image.new("RGB", (40, 20), (1, 2, 3)).save(tmp_path / "opaque.png")
+    crop_flip = Transform((0, 0, 20, 20), (20, 20), flip=True)
+    item = DatasetItem(str(tmp_path / "a.png"), 40, 20, transforms=(crop_flip,))
+    alpha = np.asarray(item_alpha(item))
+    assert alpha.shape == (20, 20) and (alpha[:, 10:] == 255).all() and (alpha[:, :10] == 0).all()
+    padded = Transform((0, 0, 40, 20), (40, 20), canvas=(40, 40), offset=(0, 10))
+    alpha = np.asarray(item_alpha(DatasetItem(str(tmp_path / "a.png"), 40, 20, transforms=(padded,))))
+    assert (alpha[:10] == 0).all() and (alpha[30:] == 0).all() and (alpha[10:30, :10] == 255).all()
+    assert item_alpha(DatasetItem(str(tmp_path / "opaque.png"), 40, 20)) is None
+
+
+def test_latent_store_round_trip_keys_tampering_and_bound(tmp_path):
+    from PIL import Image
+
+    from hypernet.data.dataset import DatasetItem, Transform
+    from hypernet.train.latent_store import LatentStore, item_key
+
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(tmp_path / "a.png")
+    item = DatasetItem(str(tmp_path / "a.png"), 16, 16)
+    key = item_key(item, (16, 16), "vae1")
+    assert key != item_key(item, (16, 16), "vae2")
+    assert key != item_key(DatasetItem(item.path, 16, 16, transforms=(Transform((0, 0, 16, 16), (16, 16), flip=True),)),
+                           (16, 16), "vae1")
+    store = LatentStore(tmp_path / "cache", limit_bytes=10_000)
+    assert store.get(key) is None
+    mean, std = torch.randn(1, 4, 2, 2), torch.rand(1, 4, 2, 2)
+    store.put(key, (mean, std))
+    got = store.get(key)
+    assert torch.equal(got[0], mean) and torch.equal(got[1], std)
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(tmp_path / "a.png")  # the image changed: a new key
+    assert item_key(item, (16, 16), "vae1") != key
+    path = store.entries()[0]
+    path.write_bytes(b"not safetensors")
+    assert store.get(key) is None and store.stats.unreadable == 1
+    for index in range(40):  # ~300 bytes each: the bound keeps the newest
+        store.put(f"{index:064x}", (torch.randn(1, 4, 4, 4), None))
+    store.prune(keep=[f"{39:064x}"])
+    assert sum(p.stat().st_size for p in store.entries()) <= 10_000 and store.stats.pruned > 0
+    assert store.get(f"{39:064x}") is not None
+    with pytest.raises(ValueError, match="sha256"):
+        store.get("../escape")
