@@ -16,6 +16,7 @@ import comfy.utils
 import folder_paths
 
 from ..hypernet.util.names import safe_relative_name, shown
+from ..hypernet.util.paths import user_folder
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ def resolve_user_directory(directory: str, field: str = "directory") -> Path:
     text = (directory or "").strip()
     if not text:
         raise ValueError(f"{field}: empty; give a folder path (absolute, or relative to {input_directory()})")
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else input_directory() / path
+    return user_folder(text, input_directory())
 
 
 # ------------------------------------------------------------------ models and patches

@@ -2,8 +2,6 @@
 
 Pure data with no imports, so tests and docs can read it without ComfyUI. Node ids never change
 once released; a row is added only when its node is implemented (no placeholders).
-Reserved ids: HypernetworkLoadDataset, HypernetworkPreprocess, HypernetworkWD14Tag,
-CreateHypernetwork, TrainHypernetwork, ApplyHypernetwork, HypernetworkXYGrid.
 """
 
 CATALOG: list[tuple[str, str, str, str]] = [

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from ..hypernet.data.preview import preview_tensor
 from ..hypernet.preprocess.autosize import OBJECTIVES
-from ..hypernet.preprocess.config import CAPTION_ACTIONS, IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
+from ..hypernet.preprocess.captions import CAPTION_ACTIONS, caption_action
+from ..hypernet.preprocess.config import IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
 from ..hypernet.preprocess.pipeline import preprocess
+from ..hypernet.util.paths import climbs_out, user_folder
 from . import bridge
 from .dataset import HostProgress
+from .legacy_values import accept_renamed
 from .sockets import CATEGORY_DATASET, HN_DATASET
 
 logger = logging.getLogger(__name__)
@@ -20,13 +22,10 @@ def resolve_output_directory(text: str) -> str:
     text = (text or "").strip()
     if not text:
         return ""
-    path = Path(text).expanduser()
-    if path.is_absolute():
-        return str(path)
-    if ".." in path.parts:
+    if climbs_out(text):
         raise ValueError(f"output_directory: {text!r} leaves ComfyUI's output folder; give a folder inside "
                          f"{bridge.output_directory()} or an absolute path")
-    return str(bridge.output_directory() / path)
+    return str(user_folder(text, bridge.output_directory()))
 
 
 def _size(default: int, tooltip: str) -> tuple:
@@ -67,7 +66,8 @@ class HypernetworkPreprocess:
                 "existing_caption": (list(CAPTION_ACTIONS), {
                     "default": "copy",
                     "tooltip": "Combine each image's caption with caption_text: copy keeps the caption, ignore "
-                               "uses caption_text only, prepend = caption + text, append = text + caption."}),
+                               "uses caption_text only, existing_first = caption + text (A1111's 'prepend'), "
+                               "new_first = text + caption (A1111's 'append')."}),
                 "caption_text": ("STRING", {"default": "",
                                             "tooltip": "New caption text combined per existing_caption "
                                                        "(e.g. a trigger word)."}),
@@ -136,6 +136,10 @@ class HypernetworkPreprocess:
                                "small images'). Needs output_directory."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, existing_caption=None):
+        return accept_renamed(caption_action, existing_caption)  # A1111's prepend/append in saved workflows
 
     def run(self, dataset, output_directory="", preview_count=8, upscale_model=None, **settings):
         config = PreprocessConfig(output_directory=resolve_output_directory(output_directory), **settings)

@@ -2,6 +2,9 @@
 
 GET /hypernetwork/info?name=<name as listed in the hypernetworks combo>
   200 {metadata, warnings}  400 bad or escaping name  404 no such file  422 not a readable hypernetwork.
+GET /hypernetwork/train_layout
+  200 {legacy_layouts, nodes}: the Train node's widget layouts of earlier versions and which node
+  shows each setting now, from the settings declaration (web/trainLayout.js migrates with it).
 Only files inside the registered hypernetwork folders are read (`bridge.resolve_in_folders`
 refuses absolute paths, `..` and symlinks leading out); the answer is metadata, never file bytes.
 """
@@ -16,11 +19,13 @@ from aiohttp import web
 
 from ..hypernet.network.fileio import optim_path
 from ..hypernet.network.health import network_warnings
+from ..hypernet.train.settings import layout_document
 from . import bridge, network_files
 
 logger = logging.getLogger(__name__)
 
 INFO_ROUTE = "/hypernetwork/info"
+TRAIN_LAYOUT_ROUTE = "/hypernetwork/train_layout"
 
 
 def hypernetwork_info(name: str, path: Path) -> dict[str, Any]:
@@ -74,9 +79,14 @@ async def info_handler(request: web.Request) -> web.Response:
     return web.json_response(info)
 
 
+async def train_layout_handler(request: web.Request) -> web.Response:
+    return web.json_response(layout_document())
+
+
 def register() -> bool:
     """Add the routes to the host server (a no-op when the host runs without one)."""
-    return bridge.add_get_route(INFO_ROUTE, info_handler)
+    added = bridge.add_get_route(INFO_ROUTE, info_handler)
+    return bridge.add_get_route(TRAIN_LAYOUT_ROUTE, train_layout_handler) and added
 
 
 register()

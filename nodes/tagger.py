@@ -29,10 +29,12 @@ from ..hypernet.tagger.pipeline import (
     tag_image_files,
     tag_images,
     unload,
+    validate_caption_mode,
     write_caption,
 )
 from . import bridge
 from .dataset import HostProgress
+from .legacy_values import accept_renamed
 from .sockets import CATEGORY_DATASET, HN_DATASET
 
 logger = logging.getLogger(__name__)
@@ -135,8 +137,9 @@ class HypernetworkWD14Tag:
                                      "tooltip": "Keep at most this many tags per image; 0 = no limit."}),
                 "write_captions": (list(CAPTION_MODES), {
                     "default": "off",
-                    "tooltip": "Caption files next to the dataset's images: off (write none), overwrite, append "
-                               "or prepend to the existing caption (duplicates dropped), only_missing."}),
+                    "tooltip": "Caption files next to the dataset's images: off (write none), overwrite, "
+                               "existing_first (your caption, then the new tags) or new_first (the new tags, "
+                               "then your caption; duplicates dropped), only_missing."}),
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Images per tagger run (more is faster, needs more memory)."}),
                 "unload_after": ("BOOLEAN", {"default": False,
@@ -152,9 +155,14 @@ class HypernetworkWD14Tag:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, write_captions=None):
+        return accept_renamed(validate_caption_mode, write_captions)  # append/prepend in saved workflows
+
     def tag(self, model, general_threshold, character_threshold, exclude_tags, replace_underscores,
             escape_brackets, sort, characters_first, include_rating, max_tags, write_captions, batch_size,
             unload_after, dataset=None, image=None, caption_extension=".txt"):
+        write_captions = validate_caption_mode(write_captions)
         if dataset is None and image is None:
             raise ValueError("WD14 Tagger: nothing to tag; connect a dataset (Load Dataset / Preprocess) "
                              "and/or an image")

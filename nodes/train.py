@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 
 from ..hypernet.network.fileio import load_hypernetwork
+from ..hypernet.train import settings
 from ..hypernet.train.checkpoints import RunFolder
-from ..hypernet.train.config import LATENT_SAMPLING, TrainConfig
+from ..hypernet.train.config import TrainConfig, preset_from_json
 from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.preview import PreviewSettings
 from ..hypernet.train.trainer import copy_network
@@ -13,51 +14,11 @@ from ..hypernet.util.names import safe_name
 from . import bridge, network_files
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image
-from .train_options import OPTION_NAMES, option_defaults
+from .train_options import HOST_CHOICES, OPTION_NAMES, node_inputs, option_defaults
 from .training_session import TrainingSession
 
-_CONFIG = TrainConfig()  # the widgets' defaults are the config's
-
-_REQUIRED = {
-    "template": ("STRING", {"default": _CONFIG.template, "multiline": True,
-                            "tooltip": "Prompt template, one line per variant: [filewords] = the caption, "
-                                       "[name] = the hypernetwork name (A1111)."}),
-    "learning_rate": ("STRING", {"default": _CONFIG.learning_rate,
-                                 "tooltip": "A1111 schedule: '5e-6:12000, 5e-7:30000' (rate until step), or one "
-                                            "rate. Training ends where the schedule ends."}),
-    "steps": ("INT", {"default": _CONFIG.steps, "min": 1, "max": 10_000_000,
-                      "tooltip": "Maximum optimizer steps in total."}),
-    "batch_size": ("INT", {"default": _CONFIG.batch_size, "min": 1, "max": 256,
-                           "tooltip": "Images per micro-batch (always of one size/bucket)."}),
-    "grad_accumulation_steps": ("INT", {"default": _CONFIG.grad_accumulation_steps, "min": 1, "max": 1024,
-                                        "tooltip": "Micro-batches summed into one optimizer step."}),
-    "seed": ("INT", {"default": _CONFIG.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                     "tooltip": "Seeds batch order, noise, timesteps and tag shuffling (resume-exact)."}),
-    "save_every": ("INT", {"default": _CONFIG.save_every, "min": 0, "max": 1_000_000,
-                           "tooltip": "Write <name>-<step>.pt + .optim every N steps (0 = only at the end)."}),
-    "resume": ("BOOLEAN", {"default": True,
-                           "tooltip": "Continue from the newest matching checkpoint of this name, if any."}),
-}
-
-_OPTIONAL = {
-    "hypernetwork": (HYPERNETWORK, {"tooltip": "The network to train (from Create Hypernetwork); overrides the file."}),
-    "options": (HN_TRAIN_OPTIONS, {"tooltip": "Rarely changed settings: connect Hypernetwork Training Options and/or "
-                                              "Hypernetwork Preview Options (defaults apply without them)."}),
-    "shuffle_tags": ("BOOLEAN", {"default": _CONFIG.shuffle_tags,
-                                 "tooltip": "Shuffle the caption's comma-separated tags each use."}),
-    "tag_dropout": ("FLOAT", {"default": _CONFIG.tag_dropout, "min": 0.0, "max": 1.0, "step": 0.05,
-                              "tooltip": "Probability of dropping each tag each use."}),
-    "latent_sampling": (list(LATENT_SAMPLING), {"default": _CONFIG.latent_sampling,
-                                                "tooltip": "once: one VAE sample per image; deterministic: the "
-                                                           "mean; random: a new sample every step."}),
-    "settings_json": ("STRING", {"default": "", "multiline": True,
-                                 "tooltip": "Optional preset: a training_settings.json from an earlier run; its "
-                                            "values replace the inputs above."}),
-    # Keep last: old workflows store widget values by position.
-    "overwrite": ("BOOLEAN", {"default": False,
-                              "tooltip": "Let the final models/hypernetworks/<name>.pt replace an existing file "
-                                         "that this training did not write. Off: such a file is never replaced."}),
-}
+_OWN = settings.settings_of(settings.TRAIN)  # the settings shown on this node, in widget order
+_OWN_NAMES = frozenset(s.name for s in _OWN)
 
 
 def last_checkpoint_line(run_folder: RunFolder, config: TrainConfig) -> str:
@@ -86,21 +47,37 @@ def legacy_options(prompt: dict | None, unique_id: str | None) -> dict:
 
 
 def resolve_options(options: dict | None, *legacy: dict) -> dict:
-    """Every option: the defaults, then values given the old way, then the options socket's."""
+    """Every option, validated: the defaults, then values given the old way, then the options socket's."""
     resolved = option_defaults()
     for values in legacy:
         unknown = sorted(set(values) - OPTION_NAMES)
         if unknown:
             raise TypeError(f"TrainHypernetwork got unknown inputs {unknown}")
-        resolved.update(values)
+        resolved.update(settings.check_options(values, HOST_CHOICES, "TrainHypernetwork"))
     if options is not None:
         if not isinstance(options, dict):
             raise ValueError("options: connect a Hypernetwork Training Options or Preview Options node")
         unknown = sorted(set(options) - OPTION_NAMES)
         if unknown:
             raise ValueError(f"options: unknown settings {unknown}")
-        resolved.update(options)
+        resolved.update(settings.check_options(options, HOST_CHOICES))
     return resolved
+
+
+def own_inputs(values: dict) -> dict:
+    """This node's own settings, validated; an optional one an API prompt left out gets its default."""
+    resolved = settings.defaults(_OWN_NAMES)
+    resolved.update({name: value for name, value in values.items() if name in _OWN_NAMES})
+    return {s.name: settings.check_value(s, resolved[s.name]) for s in _OWN}
+
+
+def build_config(values: dict, settings_json: str = "") -> TrainConfig:
+    """The run's TrainConfig from settings by input name; a settings_json preset replaces only the
+    keys it names (a run's full training_settings.json replaces them all)."""
+    fields = settings.values_for("config", values)
+    if settings_json.strip():
+        fields.update(preset_from_json(settings_json, "settings_json"))
+    return TrainConfig(**fields)
 
 
 class TrainHypernetwork:
@@ -127,28 +104,38 @@ class TrainHypernetwork:
             "hypernetwork_name": (network_files.choices(), {
                 "tooltip": "Continue a file from the hypernetworks folder; 'none' uses the connected network."}),
         }
-        required.update(_REQUIRED)
+        required.update({s.name: settings.input_spec(s) for s in _OWN if not s.optional})
+        optional = {
+            "hypernetwork": (HYPERNETWORK, {"tooltip": "The network to train (from Create Hypernetwork); overrides "
+                                                       "the file."}),
+            "options": (HN_TRAIN_OPTIONS, {"tooltip": "Rarely changed settings: connect Hypernetwork Training "
+                                                      "Options and/or Hypernetwork Preview Options (defaults apply "
+                                                      "without them)."}),
+        }
+        optional.update({s.name: settings.input_spec(s) for s in _OWN if s.optional})
         # UNIQUE_ID: the id the server executes this node under (a path inside subgraphs); the
         # frontend routes the node's live events by it.
         # PROMPT: to find the checkpoint the MODEL was loaded from (sd_checkpoint), and to read
         # settings that API prompts of earlier versions still give this node directly (see
         # legacy_options).
-        return {"required": required, "optional": dict(_OPTIONAL),
+        return {"required": required, "optional": optional,
                 "hidden": {"unique_id": "UNIQUE_ID", "prompt": "PROMPT"}}
 
-    def train(self, model, clip, vae, dataset, hypernetwork_name, template, learning_rate, steps, batch_size,
-              grad_accumulation_steps, seed, save_every, resume, hypernetwork=None, settings_json="",
-              overwrite=False, options=None, unique_id=None, prompt=None, shuffle_tags=_CONFIG.shuffle_tags,
-              tag_dropout=_CONFIG.tag_dropout, latent_sampling=_CONFIG.latent_sampling, **legacy):
+    @classmethod
+    def LEGACY_INPUT_TYPES(cls):
+        """Inputs that API prompts of earlier versions still give this node (read by legacy_options),
+        so that `input_check` checks their values like declared ones."""
+        return {**node_inputs(settings.TRAINING_OPTIONS), **node_inputs(settings.PREVIEW_OPTIONS)}
+
+    def train(self, model, clip, vae, dataset, hypernetwork_name, hypernetwork=None, options=None, unique_id=None,
+              prompt=None, **inputs):
+        own = own_inputs(inputs)
+        legacy = {name: value for name, value in inputs.items() if name not in _OWN_NAMES}
         options = resolve_options(options, legacy_options(prompt, unique_id), legacy)
-        options.update(shuffle_tags=shuffle_tags, tag_dropout=tag_dropout, latent_sampling=latent_sampling)
         network, source_file = self._network(hypernetwork, hypernetwork_name)
-        config = self._config(template=template, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
-                              grad_accumulation_steps=grad_accumulation_steps, seed=seed, save_every=save_every,
-                              settings_json=settings_json, **options)
-        preview = PreviewSettings(prompt=options["preview_prompt"], negative=options["preview_negative"],
-                                  seed=options["preview_seed"], steps=options["preview_steps"],
-                                  cfg=options["preview_cfg"], sampler=options["preview_sampler"])
+        config = build_config({**options, **own}, own["settings_json"])
+        preview = PreviewSettings(**settings.values_for("preview", options))
+        resume, overwrite = own["resume"], own["overwrite"]
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
@@ -181,14 +168,3 @@ class TrainHypernetwork:
         # A1111: the run is named after the file; the name stored inside it is only metadata.
         network.rename(safe_name(path.stem, "hypernetwork_name"))
         return network, path
-
-    @staticmethod
-    def _config(settings_json: str = "", **values) -> TrainConfig:
-        renames = {"adamw_weight_decay": "weight_decay"}
-        skip = {"preview_prompt", "preview_negative", "preview_seed", "preview_steps", "preview_cfg",
-                "preview_sampler"}  # preview_every and preview_seed_mode are TrainConfig fields
-        fields = {renames.get(k, k): v for k, v in values.items() if k not in skip}
-        if settings_json.strip():
-            preset = TrainConfig.from_json(settings_json, "settings_json").to_dict()
-            fields.update(preset)
-        return TrainConfig(**fields)

@@ -11,6 +11,11 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
     >/dev/null 2>&1 || echo "[test.sh] could not install chromium: the browser tests will skip" >&2
 fi
+# node runs the frontend's pure modules against the Python rules they copy (tests/cases/*.json).
+if ! command -v node >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs) \
+    >/dev/null 2>&1 || echo "[test.sh] could not install nodejs: the JS-vs-Python case tests will skip" >&2
+fi
 export HN_PYTHON COMFYUI_PATH HN_HOST_KIND
 names_path=0
 for arg in "$@"; do

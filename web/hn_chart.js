@@ -16,7 +16,9 @@ export const COLORS = {
 	other: "rgb(160, 160, 160)",
 };
 
-const SMOOTHING = 0.9; // exponential moving average weight, debiased (as TensorBoard's slider)
+// exponential moving average weight, debiased (as TensorBoard's slider); the PNG plot's too
+// (hypernet/train/loss_plot.py), both checked against tests/cases/smooth_loss.json
+const SMOOTHING = 0.9;
 
 /** The smoothed series; null entries (non-finite losses) are skipped and stay null. */
 export function smooth(values, weight = SMOOTHING) {

@@ -4,6 +4,7 @@
 // current layout; its moved values go to new options nodes (only those with a value differing
 // from the default), chained into the Train node's `options` input.
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 
 const TRAIN = "TrainHypernetwork";
 const TRAINING_OPTIONS = "HypernetworkTrainingOptions";
@@ -12,22 +13,21 @@ const OPTIONS_TYPE = "HN_TRAIN_OPTIONS";
 const CONTROL = "control_after_generate";
 const CONTROL_VALUES = ["fixed", "increment", "decrement", "randomize"];
 
-const OLD_INPUTS = ["hypernetwork_name", "template", "learning_rate", "steps", "batch_size",
-	"grad_accumulation_steps", "seed", CONTROL, "save_every", "resume", "clip_grad_mode", "clip_grad_value",
-	"shuffle_tags", "tag_dropout", "latent_sampling", "preview_every", "preview_prompt", "preview_negative",
-	"preview_seed", "preview_steps", "preview_cfg", "preview_sampler", "adamw_weight_decay", "adamw_beta1",
-	"adamw_beta2", "adamw_eps", "training_dtype", "gradient_checkpointing", "clip_skip", "loss_type", "scheduler",
-	"cosine_cycle_steps", "cosine_cycle_mult", "cosine_warmup_steps", "cosine_min_lr", "cosine_gamma",
-	"save_at_cycle_end", "timestep_curriculum", "huber_delta", "rollback", "rollback_lr_factor", "max_rollbacks",
-	"settings_json"];
+const LAYOUT_ROUTE = "/hypernetwork/train_layout";
 
-/** Widget layouts of earlier versions, by `widgets_values` length (each is unique). */
-export const LEGACY_LAYOUTS = [
-	// before issue 13 (commit 89746ba): 43 values
-	{ name: "pack 0.1 (43 values)", widgets: OLD_INPUTS },
-	// issue 13 (commit 25f5ed4) added `overwrite` as the last optional input: 44 values
-	{ name: "pack 0.2 (44 values)", widgets: [...OLD_INPUTS, "overwrite"] },
-];
+let layoutsPromise = null;
+/** Widget layouts of earlier versions (from the settings declaration, hypernet/train/settings.py),
+ * by `widgets_values` length (each is unique). Fetched once, when a Train node first loads. */
+export function legacyLayouts() {
+	layoutsPromise ??= api.fetchApi(LAYOUT_ROUTE)
+		.then((response) => (response.ok ? response.json() : Promise.reject(new Error(`${LAYOUT_ROUTE}: ${response.status}`))))
+		.then((document) => document.legacy_layouts)
+		.catch((error) => {
+			layoutsPromise = null; // try again with the next workflow
+			throw error;
+		});
+	return layoutsPromise;
+}
 
 const WIDGET_TYPES = new Set(["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"]);
 
@@ -64,10 +64,10 @@ function defaults(type) {
 		[name, spec[1]?.default ?? (Array.isArray(spec[0]) ? spec[0][0] : undefined)]));
 }
 
-function legacyLayoutOf(node) {
+function legacyLayoutOf(node, layouts) {
 	const values = node.widgets_values;
 	if (node.type !== TRAIN || !Array.isArray(values)) return null;
-	const layout = LEGACY_LAYOUTS.find((l) => l.widgets.length === values.length);
+	const layout = layouts.find((l) => l.widgets.length === values.length);
 	if (!layout) return null;
 	const control = values[layout.widgets.indexOf(CONTROL)];
 	return CONTROL_VALUES.includes(control) ? layout : null; // not a shape we know: leave it alone
@@ -92,15 +92,15 @@ function newNodeId(graphData) {
 
 /**
  * Rewrite the legacy Train nodes of a serialized graph in place; returns how many were migrated.
- * Needs the node definitions (registered before any graph loads).
+ * Needs the node definitions (registered before any graph loads) and `layouts` (legacyLayouts()).
  */
-export function migrateTrainLayout(graphData) {
+export function migrateTrainLayout(graphData, layouts) {
 	if (!Array.isArray(graphData?.nodes)) return 0;
 	const trainLayout = widgetLayout(TRAIN);
 	if (!trainLayout) return 0;
 	let migrated = 0;
 	for (const node of [...graphData.nodes]) {
-		const layout = legacyLayoutOf(node);
+		const layout = legacyLayoutOf(node, layouts);
 		if (!layout) continue;
 		const old = Object.fromEntries(layout.widgets.map((name, i) => [name, node.widgets_values[i]]));
 		const trainDefaults = defaults(TRAIN);
@@ -149,8 +149,12 @@ app.registerExtension({
 	name: "hypernetwork.trainLayout",
 	// Both frontends pass the workflow here before configuring the graph from it.
 	async beforeConfigureGraph(graphData) {
+		const current = widgetLayout(TRAIN)?.length;
+		const candidates = (graphData?.nodes ?? []).filter((node) =>
+			node?.type === TRAIN && Array.isArray(node.widgets_values) && node.widgets_values.length !== current);
+		if (!candidates.length) return; // nothing saved in an older layout: no request
 		try {
-			migrateTrainLayout(graphData);
+			migrateTrainLayout(graphData, await legacyLayouts());
 		} catch (error) {
 			console.warn("hypernetwork.trainLayout: could not migrate the Train node's old layout", error);
 		}

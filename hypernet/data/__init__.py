@@ -5,6 +5,8 @@
 - `images`, `images_png`: header reads and decoding to RGB (`read_header`, `load_rgb`).
 - `captions_io`: caption files and A1111's caption-from-file-name (`read_caption_file`).
 - `folder_walk`: the one deterministic folder walk (`walk_sorted`).
+- `fingerprint`: a cheap fingerprint of a folder, so ComfyUI rescans only on change
+  (`folder_fingerprint`).
 - `preview`: the first items as a ComfyUI IMAGE batch (`preview_tensor`).
 - Dataset editor: `roots` (which folders it may open), `index` (`scan_folder`, filters, tag
   counts), `edit` (tag operations on captions), `sidecar` (non-destructive edits file),

@@ -213,11 +213,6 @@ class Dataset:
     def __getitem__(self, index: int) -> DatasetItem:
         return self.items[index]
 
-    @property
-    def total_repeats(self) -> int:
-        """Images drawn per epoch when every item is used `repeats` times."""
-        return sum(item.repeats for item in self.items)
-
     def group_by_size(self) -> dict[Size, list[int]]:
         """Item indices grouped by final size (= bucket), keys sorted (width, height)."""
         groups: dict[Size, list[int]] = {}

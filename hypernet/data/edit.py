@@ -1,7 +1,7 @@
 """Tag operations on comma-separated captions, for the dataset editor (pure text, no file I/O).
 
-A caption is a list of tags separated by commas. Commas inside parentheses/brackets belong to the
-tag (`(red, blue:1.2)` is one tag) and escaped brackets (`\\(`) do not nest. Tags are compared by
+A caption's tags are `hypernet.util.caption_tags.split_tags` (commas inside brackets belong to
+the tag: `(red, blue:1.2)` is one tag). Tags are compared by
 their *name*: the text without surrounding weight syntax, so `(tag:1.2)`, `[tag]` and `tag` all
 name `tag`; a replace keeps the weight (`(old:1.2)` -> `(new:1.2)`).
 """
@@ -11,68 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from ..util.caption_tags import join_tags, split_tags
+
 OPS = ("add", "remove", "replace", "dedupe", "sort")
 POSITIONS = ("front", "back")
 _OPEN, _CLOSE = "([{", ")]}"
 _WEIGHT = re.compile(r"^(?P<open>[(\[{]+)(?P<name>.*?)(?P<weight>:\s*-?[\d.]+)?(?P<close>[)\]}]+)$", re.S)
-_SPACES = re.compile(r"\s+")
-
-
-_SPECIAL = re.compile(r"\\.|[,()\[\]{}]", re.S)
 _NESTING = re.compile(r"[\\(\[{]")
 _WIDE_SPACE = re.compile(r"\s\s|[^\S ]")
-
-
-def split_tags(caption: str) -> list[str]:
-    """Tags of a caption in order: split at top-level commas, stripped, empty ones dropped."""
-    if not _NESTING.search(caption):  # the common case: no brackets, so every comma separates
-        parts = caption.split(",")
-        if _WIDE_SPACE.search(caption):
-            parts = [_SPACES.sub(" ", t) for t in parts]
-        return [t for t in (p.strip() for p in parts) if t]
-    if "\\" not in caption:
-        tags = _merge_bracketed(caption.split(","))
-    else:
-        tags = _split_escaped(caption)
-    if _WIDE_SPACE.search(caption):
-        tags = [_SPACES.sub(" ", t) for t in tags]
-    return [t for t in (t.strip() for t in tags) if t]
-
-
-def _merge_bracketed(parts: list[str]) -> list[str]:
-    """Comma-split pieces joined back where a comma sat inside brackets."""
-    tags: list[str] = []
-    pending: list[str] = []
-    depth = 0
-    for part in parts:
-        pending.append(part)
-        depth += (part.count("(") + part.count("[") + part.count("{")
-                  - part.count(")") - part.count("]") - part.count("}"))
-        if depth <= 0:
-            tags.append(",".join(pending))
-            pending = []
-            depth = 0
-    if pending:
-        tags.append(",".join(pending))
-    return tags
-
-
-def _split_escaped(caption: str) -> list[str]:
-    """Top-level comma split honouring backslash escapes (`\\(` is not a bracket)."""
-    tags: list[str] = []
-    depth = 0
-    start = 0
-    for match in _SPECIAL.finditer(caption):  # only commas, brackets and escapes matter
-        ch = match.group()
-        if ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE:
-            depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            tags.append(caption[start:match.start()])
-            start = match.end()
-    tags.append(caption[start:])
-    return tags
 
 
 def tag_names(caption: str) -> set[str]:
@@ -82,11 +28,6 @@ def tag_names(caption: str) -> set[str]:
         names.discard("")
         return names
     return {tag_name(t) for t in split_tags(caption)}
-
-
-def join_tags(tags: Iterable[str]) -> str:
-    """A caption from tags, separated by ', ' (the form taggers and A1111 write)."""
-    return ", ".join(tags)
 
 
 def _parts(tag: str) -> tuple[str, str, str]:

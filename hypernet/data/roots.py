@@ -3,7 +3,7 @@
 By default: ComfyUI's input and output folders. Users add folders in `hypernetwork_datasets.json`
 (`{"dataset_roots": ["/data/datasets"]}`, in ComfyUI's user folder) or in the environment variable
 HYPERNETWORK_DATASET_ROOTS (paths separated by os.pathsep). A request names a folder as LoadDataset
-does (relative to the input folder, or absolute); it must lie inside a root after symlinks are
+does (relative to the input folder, absolute, or `~/...`); it must lie inside a root after symlinks are
 resolved.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from ..util.paths import is_within
+from ..util.paths import climbs_out, is_within, user_folder
 
 CONFIG_NAME = "hypernetwork_datasets.json"
 ENV_ROOTS = "HYPERNETWORK_DATASET_ROOTS"
@@ -44,7 +44,7 @@ def configured_roots(config_file: Path | None, environ: Mapping[str, str]) -> tu
         except (OSError, ValueError) as exc:
             warnings.append(f"{config_file}: {exc}; expected {{\"dataset_roots\": [\"/path/to/datasets\"]}}")
     for entry in entries:
-        path = Path(entry.strip())
+        path = Path(entry.strip()).expanduser()
         if not path.is_absolute():
             warnings.append(f"dataset root {entry!r} is not an absolute path; ignored")
             continue
@@ -59,12 +59,9 @@ def resolve_folder(text: object, roots: Iterable[Path], base: Path) -> Path:
     text = text.strip()
     if "\x00" in text or _ENCODED.search(text):
         raise FolderRefused(400, f"folder {text!r}: NUL bytes and percent-encoded characters are not accepted")
-    path = Path(text)
-    if not path.is_absolute():
-        if ".." in path.parts:
-            raise FolderRefused(403, f"folder {text!r} leaves ComfyUI's input folder; '..' is not allowed")
-        path = base / path
-    real = os.path.realpath(path)
+    if climbs_out(text):
+        raise FolderRefused(403, f"folder {text!r} leaves ComfyUI's input folder; '..' is not allowed")
+    real = os.path.realpath(user_folder(text, base))
     root_list = list(roots)
     if not any(is_within(real, os.path.realpath(r)) for r in root_list):
         raise FolderRefused(403, f"folder {text!r} is outside the folders the dataset editor may open "

@@ -344,11 +344,6 @@ def apply_prompt_sr(text: str, search: str, replacement: str) -> str:
     return text.replace(search, replacement)
 
 
-def clip_skip_to_comfy(clip_skip: int) -> int:
-    """A1111 clip skip n (1 = last layer) -> ComfyUI CLIPSetLastLayer `stop_at_clip_layer` (-n)."""
-    return -abs(clip_skip)
-
-
 # ---------------------------------------------------------------- per-type parsers
 def _parse_none(text: str, ctx: AxisContext, axis: str) -> list[Any]:
     return [None]

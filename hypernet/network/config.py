@@ -88,7 +88,7 @@ def parse_int_list(text: str, field_name: str) -> list[int]:
 def derive_dropout_structure(
     layer_structure: Sequence[float], use_dropout: bool, last_layer_dropout: bool
 ) -> list[float]:
-    """A1111's rule for files that carry no `dropout_structure` (spec §4).
+    """A1111's rule for files that carry no `dropout_structure`.
 
     No dropout -> zeros; otherwise 0 first, 0.3 for every hidden position except the one before
     the output (0.3 only with `last_layer_dropout`), 0 last. For a 2-entry structure (no hidden

@@ -147,7 +147,7 @@ def hypernetwork_from_a1111_dict(data: Any, source: str) -> Hypernetwork:
     """Validate an A1111-format dict and build the Hypernetwork; defaults follow A1111's loader.
 
     Absent keys: layer_structure [1,2,1], activation none, no layer norm, activate_output **True**,
-    dropout_structure derived (spec §4); `use_dropout` forced True when dropout_structure has a
+    dropout_structure derived (A1111's rule); `use_dropout` forced True when dropout_structure has a
     non-zero entry. Unknown top-level string keys are kept in `Hypernetwork.extra`.
     Every problem raises ValueError naming `source` and what is wrong.
     """

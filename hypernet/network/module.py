@@ -1,6 +1,6 @@
 """The hypernetwork itself: per-width K/V residual MLPs built exactly as A1111 builds them.
 
-A1111 layer order per stage i (see spec §2): Linear, [activation unless `linear` or (last stage and
+A1111 layer order per stage i: Linear, [activation unless `linear` or (last stage and
 not activate_output)], [LayerNorm if is_layer_norm, also after the last Linear], [Dropout if
 dropout_structure[i+1] > 0]; all inside a Sequential named `linear`, so state-dict keys are
 `linear.<sequential index>.weight|bias`. Forward: `x + linear(x) * strength`, computed in float32.
@@ -122,7 +122,7 @@ def _derived_seed(seed: int, width: int, index: int) -> int:
 def init_weights(
     module: HypernetworkModule, weight_initialization: str, activation_func: str, generator: torch.Generator
 ) -> None:
-    """A1111's init (spec §2), drawn from `generator` only (the global RNG is not touched).
+    """A1111's init, drawn from `generator` only (the global RNG is not touched).
 
     Normal: weight N(0, 0.01), bias 0; LayerNorm always gets Normal whatever the choice.
     Xavier*/Kaiming*: the torch formulas (fan_in/fan_out of the Linear), bias 0; Kaiming uses

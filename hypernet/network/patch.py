@@ -41,10 +41,6 @@ class HypernetworkPatch:
         self.entries: tuple[tuple[Hypernetwork, float], ...] = tuple(checked)
         self._memo: dict[tuple[int, int], tuple[torch.Tensor, tuple, torch.Tensor]] = {}
 
-    def extended(self, network: Hypernetwork, strength: float = 1.0) -> "HypernetworkPatch":
-        """A new patch with `network` applied after the current ones (this patch is unchanged)."""
-        return HypernetworkPatch(self.entries + ((network, strength),))
-
     @property
     def networks(self) -> tuple[Hypernetwork, ...]:
         return tuple(n for n, _ in self.entries)

@@ -8,9 +8,9 @@ from typing import Any
 
 from .autosize import normalise_objective
 from .buckets import validate_bucket_params
+from .captions import caption_action
 
 MODES = ("crop", "fit", "buckets", "keep")
-CAPTION_ACTIONS = ("ignore", "copy", "prepend", "append")
 IF_OUTPUT_EXISTS = ("refuse", "overwrite", "new_subfolder")
 ON_BAD_FILE = ("skip", "fail")
 MAX_WORKERS = 64
@@ -42,8 +42,9 @@ class PreprocessConfig:
 
     existing_caption combines the item's caption ("existing") with caption_text (the "new"
     caption, A1111's generated caption): ignore -> new only; copy -> existing only;
-    prepend -> existing + separator + new (the existing caption goes first, A1111's meaning);
-    append -> new + separator + existing. Empty parts are dropped; the result is stripped.
+    existing_first -> existing + separator + new (A1111's "prepend"); new_first -> new +
+    separator + existing (A1111's "append", still accepted). Empty parts are dropped; the result
+    is stripped.
     """
 
     width: int = 512
@@ -102,7 +103,7 @@ class PreprocessConfig:
                              f"auto_size_max_area={self.auto_size_max_area}; swap them")
         self.auto_size_objective = normalise_objective(self.auto_size_objective)
         _unit("auto_size_error_threshold", self.auto_size_error_threshold)
-        _choice("existing_caption", self.existing_caption, CAPTION_ACTIONS)
+        self.existing_caption = caption_action(self.existing_caption)
         if not isinstance(self.caption_text, str) or not isinstance(self.caption_separator, str):
             raise ValueError("caption_text and caption_separator must be strings")
         color = tuple(self.pad_color)

@@ -8,5 +8,7 @@ onnxruntime is imported only when a model is built (`model.import_onnxruntime`).
 - `preprocess`: the reference image preprocessing (`preprocess_image`).
 - `tags`: tag table and probability-to-tags selection (`load_tag_table`, `select_tags`).
 - `captions`: caption files written next to images (`write_caption`, `merge_caption`).
+- `dataset`: tagging a whole Dataset, its captions and the node's report (`tag_dataset`,
+  `captioned_dataset`, `format_report`).
 - `errors`: the named errors (`TaggerModelError`, `TaggerFilesMissingError`, ...).
 """

@@ -1,8 +1,11 @@
 """Write tag captions next to images (`<stem><caption_extension>`), atomically.
 
-Modes: off (never touch captions) | overwrite | append (old, then new) | prepend (new, then old) |
-only_missing (write only when no caption file exists). append/prepend drop duplicate tags,
-compared case-, underscore- and escape-insensitively; the first occurrence wins.
+Modes: off (never touch captions) | overwrite | existing_first (the existing caption, then the new
+tags) | new_first (the new tags, then the existing caption) | only_missing (write only when no
+caption file exists). The two merges drop duplicate tags, compared case-, underscore- and
+escape-insensitively; the first occurrence wins. "existing_first"/"new_first" mean the same in
+Preprocess's existing_caption; the old names append/prepend (which meant the opposite of
+Preprocess's) are still accepted from saved workflows.
 The image file itself is only ever read.
 """
 from __future__ import annotations
@@ -13,15 +16,19 @@ from pathlib import Path
 from typing import Sequence
 
 from ..util.atomic import atomic_write_text
-from .tags import normalize_tag, parse_tag_list
+from ..util.caption_tags import join_tags, split_tags
+from .tags import normalize_tag
 
 logger = logging.getLogger(__name__)
 
-CAPTION_MODES = ("off", "overwrite", "append", "prepend", "only_missing")
-SEPARATOR = ", "
+CAPTION_MODES = ("off", "overwrite", "existing_first", "new_first", "only_missing")
+MERGE_MODES = ("existing_first", "new_first")
+LEGACY_CAPTION_MODES = {"append": "existing_first", "prepend": "new_first"}  # names before the rename
 
 
 def validate_caption_mode(mode: str) -> str:
+    """The mode, with a legacy name (append/prepend) turned into today's; ValueError otherwise."""
+    mode = LEGACY_CAPTION_MODES.get(mode, mode) if isinstance(mode, str) else mode
     if mode not in CAPTION_MODES:
         raise ValueError(f"write_captions must be one of {CAPTION_MODES}, got {mode!r}")
     return mode
@@ -56,14 +63,14 @@ def dedupe_tags(tags: Sequence[str]) -> list[str]:
 
 def merge_caption(existing: str, new_tags: Sequence[str], mode: str) -> str:
     """Caption text for `mode` given the old caption text and the new tags."""
-    validate_caption_mode(mode)
-    old = parse_tag_list(existing)
+    mode = validate_caption_mode(mode)
+    old = split_tags(existing or "")
     new = [t for t in new_tags if t.strip()]
-    if mode == "append":
-        return SEPARATOR.join(dedupe_tags(old + new))
-    if mode == "prepend":
-        return SEPARATOR.join(dedupe_tags(new + old))
-    return SEPARATOR.join(t.strip() for t in new)
+    if mode == "existing_first":
+        return join_tags(dedupe_tags(old + new))
+    if mode == "new_first":
+        return join_tags(dedupe_tags(new + old))
+    return join_tags(t.strip() for t in new)
 
 
 def _read_caption(path: Path) -> str:
@@ -115,9 +122,9 @@ def write_caption(
     """Write (or not) the caption for one image. Returns (caption path, action taken).
 
     Actions: 'off', 'kept_existing' (only_missing and a caption exists), 'written'
-    (new file), 'overwritten', 'appended', 'prepended'.
+    (new file), 'overwritten', 'merged' (existing_first / new_first).
     """
-    validate_caption_mode(mode)
+    mode = validate_caption_mode(mode)
     target = caption_path_for(image_path, caption_extension)
     if mode == "off":
         return target, "off"
@@ -127,9 +134,9 @@ def write_caption(
     _refuse_outside_link(target)
     if mode == "only_missing" and exists:
         return target, "kept_existing"
-    if mode in ("append", "prepend") and exists:
+    if mode in MERGE_MODES and exists:
         text = merge_caption(_read_caption(target), tags, mode)
-        action = "appended" if mode == "append" else "prepended"
+        action = "merged"
     else:
         text = merge_caption("", tags, "overwrite")
         action = "overwritten" if exists else "written"

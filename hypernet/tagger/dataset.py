@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data.dataset import Dataset, DatasetItem, load_item_image
-from .captions import CaptionClaims, caption_path_for, dedupe_tags, merge_caption, write_caption
+from .captions import (MERGE_MODES, CaptionClaims, caption_path_for, dedupe_tags, merge_caption, validate_caption_mode,
+                       write_caption)
 from .model import TaggerModel
 from .pipeline import Progress, count_tags, tag_image_files, tag_images
 from .tags import TagOptions, TagResult
@@ -102,7 +103,8 @@ def new_caption(old: str, result: TagResult, mode: str) -> str:
     """The item's caption in the output dataset ('off' and 'overwrite' both use the tags alone)."""
     if not result.tags and result.error:
         return old
-    if mode in ("append", "prepend"):
+    mode = validate_caption_mode(mode)
+    if mode in MERGE_MODES:
         return merge_caption(old, result.tags, mode)
     if mode == "only_missing" and old.strip():
         return old

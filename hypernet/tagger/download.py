@@ -68,23 +68,6 @@ def _check_url(url: str) -> None:
         raise ValueError(f"download URL must be http(s), got {url!r}")
 
 
-def download_file(
-    url: str,
-    target: str | os.PathLike,
-    progress: DownloadProgress | None = None,
-    timeout: float = 60.0,
-) -> Path:
-    """Download `url` to `target` atomically; any failure raises TaggerDownloadError (an OSError)."""
-    _check_url(url)
-    target = Path(target)
-    try:
-        with atomic_path(target) as tmp:
-            _fetch_to(url, tmp, target.name, progress, timeout)
-    except _NET_ERRORS as exc:
-        raise TaggerDownloadError(f"downloading {url} to {target} failed: {exc}; nothing was saved") from exc
-    return target
-
-
 def _fetch_to(url: str, tmp: Path, label: str, progress: DownloadProgress | None, timeout: float) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "comfyui-hypernetwork-tagger"})
     with urllib.request.urlopen(req, timeout=timeout) as resp, open(tmp, "wb") as fh:

@@ -298,8 +298,3 @@ def unload_all() -> int:
         n = len(_CACHE)
         _CACHE.clear()
     return n
-
-
-def cached_models() -> list[str]:
-    with _CACHE_LOCK:
-        return [e.model.name for e in _CACHE.values()]

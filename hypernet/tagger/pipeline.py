@@ -47,7 +47,7 @@ __all__ = [
     "download_tagger", "find_image_files", "find_incomplete_taggers", "find_taggers", "image_from_array",
     "list_taggers", "load_image", "load_tag_table", "load_tagger", "merge_caption", "preprocess_image",
     "resolve_tagger", "select_tags", "tag_image_files", "tag_images", "tagger_download_urls", "unload",
-    "unload_all", "write_caption",
+    "unload_all", "validate_caption_mode", "write_caption",
 ]
 
 ImageInput = Any  # PIL.Image.Image | HWC array/tensor (ComfyUI IMAGE item) | str | os.PathLike
@@ -154,7 +154,7 @@ def tag_image_files(
     """
     options = options or TagOptions()
     _check_batch_size(batch_size)
-    validate_caption_mode(write_captions)
+    write_captions = validate_caption_mode(write_captions)
     paths = [Path(p) for p in paths]
     if write_captions != "off":
         for p in paths:

@@ -165,7 +165,8 @@ def normalize_tag(tag: str) -> str:
 
 
 def parse_tag_list(text: str) -> list[str]:
-    """Split a comma list into stripped, non-empty tags."""
+    """Split a list of tag *names* (such as exclude_tags) at every comma: brackets here are part of
+    names like `>:(` or `(o)_(o)`, not weight syntax, so captions use `split_tags` instead."""
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 

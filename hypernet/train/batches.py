@@ -63,6 +63,3 @@ class BatchPlan:
         """The `micro_index`-th micro-batch of the run (0-based, counted over all steps)."""
         epoch, within = divmod(micro_index, self.batches_per_epoch)
         return PlannedBatch(epoch, within, self._epoch(epoch)[within])
-
-    def sizes_used(self) -> list[Size]:
-        return sorted(set(self.sizes))

@@ -2,9 +2,9 @@
 written atomically at every checkpoint and at the end.
 
 A1111 columns: `step, epoch, epoch_step, loss, learn_rate` (loss formatted `%.7f`). We add
-`event` (empty, or e.g. `nan_skip`, `rollback`, `lr_cut`) so that death detection is visible in
-the same file; readers that use the header names are unaffected. Runs with held-out validation add
-`val_loss` (and `val_loss_ema` with EMA on), filled on the steps that were evaluated. On resume the rows after the
+`event` (empty, or `nan_skip`, `rollback`, `lr_change`, joined by `+`) so that death detection is
+visible in the same file; readers that use the header names are unaffected. Runs with held-out
+validation add `val_loss` (and `val_loss_ema` with EMA on), filled on the evaluated steps. On resume the rows after the
 resume step (written by a run that crashed after its last checkpoint) are dropped, so the file
 continues the same curve.
 """

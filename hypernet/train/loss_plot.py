@@ -24,13 +24,20 @@ EVENT_COLORS = {"rollback": ROLLBACK, "optimizer_reset": (120, 40, 160), "nan_sk
 TICK_COUNT = 6
 
 
-def smooth(values: Sequence[float], alpha: float = 0.1) -> list[float]:
-    """Exponential moving average that skips non-finite values."""
-    out, ema = [], None
+SMOOTHING = 0.9  # the browser chart's too (web/hn_chart.js); tests/cases/smooth_loss.json holds both to it
+
+
+def smooth(values: Sequence[float], weight: float = SMOOTHING) -> list[float]:
+    """Exponential moving average, debiased as TensorBoard's smoothing slider (the first point is
+    the first loss, not pulled towards 0). Non-finite losses are skipped and stay NaN (a gap)."""
+    out, average, count = [], 0.0, 0
     for value in values:
-        if math.isfinite(value):
-            ema = value if ema is None else (1 - alpha) * ema + alpha * value
-        out.append(ema if ema is not None else float("nan"))
+        if not math.isfinite(value):
+            out.append(float("nan"))
+            continue
+        average = weight * average + (1 - weight) * value
+        count += 1
+        out.append(average / (1 - weight ** count))
     return out
 
 

@@ -2,29 +2,16 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Sequence
 
+from .settings import MAX_SEED, PREVIEW_SEED_MODES, make_settings_class  # noqa: F401 (re-exported)
 from .templates import choose_template_line, fill_template
 
-PREVIEW_SEED_MODES = ("fixed", "random")
-MAX_SEED = 2**64 - 1
 
-
-@dataclass
-class PreviewSettings:
-    """How a training preview is sampled; the defaults are the Preview Options node's defaults.
-
-    An empty `prompt` means the templated training prompt (`default_preview_prompt`).
-    """
-
-    prompt: str = ""
-    negative: str = ""
-    seed: int = 0
-    steps: int = 20
-    cfg: float = 7.0
-    sampler: str = "euler"
-    scheduler: str = "normal"
+PreviewSettings = make_settings_class(
+    "PreviewSettings", "preview",
+    "How a training preview is sampled (the Preview Options node's values, validated); an empty "
+    "`prompt` means the templated training prompt (`default_preview_prompt`).", __name__)
 
 
 def default_preview_prompt(template_lines: Sequence[str], name: str, caption: str, seed: int) -> str:

@@ -85,10 +85,6 @@ class StepSchedule:
         """The step at which training stops (the schedule is finished)."""
         return self.items[-1].end_step
 
-    def is_finished(self, step: int) -> bool:
-        """True when `step` is at or past the end of the schedule (A1111 `finished`)."""
-        return _check_step(step) >= self.end_step
-
     def item_index_at(self, step: int) -> int:
         """Index of the item in force at `step` (the last item once the schedule is finished)."""
         _check_step(step)
@@ -104,12 +100,6 @@ class StepSchedule:
         exhausted; the clip-value schedule relies on that, the LR loop stops at `end_step`).
         """
         return self.items[self.item_index_at(step)].rate
-
-    def changes_at(self, step: int) -> bool:
-        """True when the rate in force at `step` differs from the item of `step - 1` (for logs)."""
-        if _check_step(step) == 0:
-            return True
-        return self.item_index_at(step) != self.item_index_at(step - 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "max_steps": self.max_steps, "field": self.field}

@@ -23,75 +23,13 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
+from ..util.caption_tags import join_tags, split_tags
 from ..util.dataclass_io import strict_from_dict
 
 logger = logging.getLogger(__name__)
 
 NAME_TOKEN = "[name]"
 FILEWORDS_TOKEN = "[filewords]"
-
-# Built-in templates, same prompts as A1111's textual_inversion_templates/*.txt.
-# The "photo" phrasings are shared by hypernetwork.txt, subject.txt and subject_filewords.txt,
-# the "painting" phrasings by style.txt and style_filewords.txt; only the slot differs.
-_PHOTO_PHRASES: tuple[str, ...] = (
-    "a photo of a {}", "a rendering of a {}", "a cropped photo of the {}", "the photo of a {}",
-    "a photo of a clean {}", "a photo of a dirty {}", "a dark photo of the {}", "a photo of my {}",
-    "a photo of the cool {}", "a close-up photo of a {}", "a bright photo of the {}",
-    "a cropped photo of a {}", "a photo of the {}", "a good photo of the {}", "a photo of one {}",
-    "a close-up photo of the {}", "a rendition of the {}", "a photo of the clean {}",
-    "a rendition of a {}", "a photo of a nice {}", "a good photo of a {}", "a photo of the nice {}",
-    "a photo of the small {}", "a photo of the weird {}", "a photo of the large {}",
-    "a photo of a cool {}", "a photo of a small {}",
-)
-_STYLE_PHRASES: tuple[str, ...] = (
-    "a painting", "a rendering", "a cropped painting", "the painting", "a clean painting",
-    "a dirty painting", "a dark painting", "a picture", "a cool painting", "a close-up painting",
-    "a bright painting", "a cropped painting", "a good painting", "a close-up painting",
-    "a rendition", "a nice painting", "a small painting", "a weird painting", "a large painting",
-)
-_STYLE_FILEWORDS_PHRASES: tuple[str, ...] = (
-    "a bright painting", "a clean painting", "a close-up painting", "a cool painting",
-    "a cropped painting", "a dark painting", "a dirty painting", "a good painting",
-    "a large painting", "a nice painting", "a painting", "a picture", "a rendering",
-    "a rendition", "a small painting", "a weird painting", "the painting",
-)
-
-
-def _lines(items: Sequence[str]) -> str:
-    return "\n".join(items) + "\n"
-
-
-PRESETS: Mapping[str, str] = {
-    "hypernetwork": _lines([p.format(FILEWORDS_TOKEN) for p in _PHOTO_PHRASES]),
-    "none": "picture\n",
-    "style": _lines([f"{p}, art by {NAME_TOKEN}" for p in _STYLE_PHRASES]),
-    "style_filewords": _lines(
-        [f"{p} of {FILEWORDS_TOKEN}, art by {NAME_TOKEN}" for p in _STYLE_FILEWORDS_PHRASES]
-    ),
-    "subject": _lines([p.format(NAME_TOKEN) for p in _PHOTO_PHRASES]),
-    "subject_filewords": _lines(
-        [p.format(NAME_TOKEN) + f", {FILEWORDS_TOKEN}" for p in _PHOTO_PHRASES]
-    ),
-}
-DEFAULT_PRESET = "style_filewords"  # A1111's default template for hypernetwork training
-
-
-def preset_names() -> tuple[str, ...]:
-    """Names of the built-in templates (A1111 file names without `.txt`)."""
-    return tuple(PRESETS)
-
-
-def get_preset(name: str) -> str:
-    """Text of a built-in template; accepts `style_filewords` or `style_filewords.txt`."""
-    key = name.strip()
-    if key.lower().endswith(".txt"):
-        key = key[:-4]
-    if key not in PRESETS:
-        raise ValueError(
-            f"template: unknown preset {name!r}; choose one of {', '.join(PRESETS)} "
-            "or give the template text itself"
-        )
-    return PRESETS[key]
 
 
 def parse_template(text: str, field: str = "template") -> tuple[str, ...]:
@@ -104,7 +42,7 @@ def parse_template(text: str, field: str = "template") -> tuple[str, ...]:
     if not lines:
         raise ValueError(
             f"{field} has no prompt lines; give one prompt per line using [name] and/or "
-            f"[filewords], or a preset ({', '.join(PRESETS)})"
+            "[filewords] (e.g. '[filewords], art by [name]')"
         )
     return lines
 
@@ -139,11 +77,6 @@ def choose_template_line(lines: Sequence[str], seed: int, item_index: int, epoch
     return lines[template_line_index(len(lines), seed, item_index, epoch)]
 
 
-def split_tags(caption: str) -> list[str]:
-    """Caption -> tags: split on ',' as A1111, whitespace trimmed, empty tags dropped."""
-    return [tag.strip() for tag in caption.split(",") if tag.strip()]
-
-
 def augment_tags(
     caption: str,
     *,
@@ -156,9 +89,10 @@ def augment_tags(
 ) -> str:
     """Tag dropout (each tag kept with probability 1 - dropout) then shuffle, seeded by
     (seed, step, item index). The first `keep_tokens` tags are never dropped or moved (kohya's
-    keep_tokens). Tags are rejoined with ', ' (A1111 joins the untrimmed pieces with ','; the
-    text encoder sees the same tokens). With neither option the caption is returned unchanged.
-    Dropout can remove every free tag; the result is then just the kept tags (possibly '').
+    keep_tokens). Tags come from `split_tags` (a bracketed group such as `(red, blue:1.2)` moves
+    as one tag, where A1111 splits at every comma) and are rejoined with ', '. With neither option
+    the caption is returned unchanged. Dropout can remove every free tag; the result is then just
+    the kept tags (possibly '').
     """
     _check_dropout(dropout)
     _check_int(keep_tokens, "keep_tokens")
@@ -174,7 +108,7 @@ def augment_tags(
         free = [tag for tag in free if rng.random() >= dropout]
     if shuffle:
         rng.shuffle(free)
-    return ", ".join(fixed + free)
+    return join_tags(fixed + free)
 
 
 def _check_dropout(dropout: float) -> float:

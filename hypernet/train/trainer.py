@@ -27,7 +27,6 @@ from .config import TrainConfig
 from .judging import Judge
 from .log import LossHistory, LossRow
 from .loss_terms import weighted_loss
-from .schedule import CosineRestarts, parse_schedule
 from .templates import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -101,31 +100,19 @@ def objective_loss(output: tuple[torch.Tensor, ...], config: TrainConfig) -> tor
     return element_loss(output[0], output[1], config.loss_type, config.huber_delta)
 
 
-def cosine_schedule(config: TrainConfig) -> CosineRestarts | None:
-    if config.scheduler != "cosine_restarts":
-        return None
-    base = parse_schedule(config.learning_rate, config.steps, "learning_rate").rate_at(0)
-    return CosineRestarts(base_lr=base, cycle_steps=config.cosine_cycle_steps, cycle_mult=config.cosine_cycle_mult,
-                          warmup_steps=config.cosine_warmup_steps, min_lr=min(config.cosine_min_lr, base),
-                          gamma=config.cosine_gamma)
-
-
 def learning_rate_function(config: TrainConfig) -> tuple[Callable[[int], float], int]:
     """(rate_at(step), end_step) for the configured scheduler."""
-    cosine = cosine_schedule(config)
-    if cosine is None:
-        schedule = parse_schedule(config.learning_rate, config.steps, "learning_rate")
-        return schedule.rate_at, schedule.end_step
-    return cosine.rate_at, config.steps  # MonkeyPatch: with cosine on, training runs to max steps
+    if config.cosine is None:
+        return config.lr_schedule.rate_at, config.lr_schedule.end_step
+    return config.cosine.rate_at, config.steps  # MonkeyPatch: with cosine on, training runs to max steps
 
 
 def max_timestep_at(config: TrainConfig, step: int, end_step: int) -> int:
     """The timestep curriculum: 1000 when off; else rising linearly through each cycle."""
     if not config.timestep_curriculum:
         return 1000
-    cosine = cosine_schedule(config)
-    if cosine is not None:
-        _, offset, length = cosine.cycle_at(step)
+    if config.cosine is not None:
+        _, offset, length = config.cosine.cycle_at(step)
         progress = offset / max(1.0, length - 1)
     else:
         progress = step / max(1, end_step - 1)
@@ -214,8 +201,7 @@ class Trainer:
             self._load_optimizer(optimizer_state)
         self.lr_scale = float(self.optimizer.param_groups[0].get(LR_SCALE_KEY, 1.0))
         self.rate_at, self.end_step = learning_rate_function(config)
-        self.clip_at = (parse_schedule(config.clip_grad_value, config.steps, "clip_grad_value").rate_at
-                        if config.clip_grad_mode != "none" else None)
+        self.clip_at = config.clip_schedule.rate_at if config.clip_schedule is not None else None
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.training_dtype]
         self.scaler = torch.amp.GradScaler(device_type, enabled=config.training_dtype == "fp16")
         self.watch = DivergenceWatch(config.divergence_factor, config.divergence_window)
@@ -223,7 +209,7 @@ class Trainer:
         self.checkpoints: list[Path] = []
         self._good: tuple[int, dict, dict] | None = None  # (step, network state, optimizer state)
         self._pending: list[str] = []  # events to mark on the next CSV row (e.g. after a rollback)
-        self._cosine = cosine_schedule(config)
+        self._cosine = config.cosine
         self.judge = Judge(network, config, run_folder, self.hooks.validate, self._autocast, self.history)
         self._best_good: tuple[int, dict, dict] | None = None  # the best-validated checkpoint's state
 

@@ -48,7 +48,7 @@ LEGACY_TRAIN_LAYOUT_43 = [
     "cosine_cycle_steps", "cosine_cycle_mult", "cosine_warmup_steps", "cosine_min_lr", "cosine_gamma",
     "save_at_cycle_end", "timestep_curriculum", "huber_delta", "rollback", "rollback_lr_factor", "max_rollbacks",
     "settings_json"]  # commit 89746ba
-LEGACY_TRAIN_LAYOUT_44 = LEGACY_TRAIN_LAYOUT_43 + ["overwrite"]  # commit 25f5ed4 (issue 13)
+LEGACY_TRAIN_LAYOUT_44 = LEGACY_TRAIN_LAYOUT_43 + ["overwrite"]  # commit 25f5ed4
 LEGACY_TRAIN_LAYOUTS = {"43 values (89746ba)": LEGACY_TRAIN_LAYOUT_43, "44 values (25f5ed4)": LEGACY_TRAIN_LAYOUT_44}
 STEPS = 24 if UPDATE_SCREENSHOTS else 8
 SAVE_EVERY = STEPS // 2

@@ -12,6 +12,8 @@ import uuid
 import pytest
 from PIL import Image
 
+from hypernet.preprocess.captions import LEGACY_CAPTION_ACTIONS
+from hypernet.tagger.captions import LEGACY_CAPTION_MODES
 from tests.e2e.test_browser import ARTIFACTS, DOCS, Chromium, find_chromium, publish
 from tests.support.graphs import Graph
 from tests.support.images import pattern_rgb
@@ -307,3 +309,62 @@ def test_preprocess_and_tagger_buttons_open_the_upstream_folder(page, folder):
         return folders;
     }})()""")
     assert opened == [folder.name, folder.name]
+
+
+def test_a_broken_image_is_labelled_broken(page, comfy_server):
+    folder = comfy_server.layout.input / f"ui_broken_{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    pattern_rgb(64, 64, seed=1).save(folder / "good.png")
+    (folder / "bad.png").write_bytes(b"not an image at all")
+    page.evaluate(f"hnDatasetEditor.open({{folder: {js(folder.name)}}}), true")
+    page.wait_for("document.querySelectorAll('.hn-de-card').length === 2")
+    label = page.wait_for("document.querySelector('.hn-de-card.broken .hn-de-broken')?.title && "
+                          "document.querySelector('.hn-de-card.broken').textContent")
+    assert label.startswith("broken image: bad.png") and "bad.png" in label
+    assert page.evaluate("[...document.querySelectorAll('.hn-de-card.broken')].map((c) => c.dataset.name)") == \
+        ["bad.png"]
+    assert page.evaluate("document.querySelector('.hn-de-card[data-name=\"good.png\"] img').naturalWidth") > 0
+    # the detail panel of the broken image says so too, instead of an empty crop area
+    page.evaluate("document.querySelector('.hn-de-card[data-name=\"bad.png\"]').click(), true")
+    assert page.wait_for("document.querySelector('.hn-de-crop .hn-de-broken')?.textContent ?? false") \
+        .startswith("broken image: bad.png")
+    page.evaluate("hnDatasetEditor.current().close(true), true")
+
+
+def test_sidebar_wraps_long_allowed_folder_paths(page, comfy_server, folder):
+    result = page.evaluate("""(async () => {
+        const div = document.createElement('div');
+        div.style.width = '200px';
+        document.body.append(div);
+        await hnDatasetEditor.sidebar(div);
+        const out = {text: div.textContent, scroll: div.scrollWidth, width: div.clientWidth,
+                     roots: [...div.querySelectorAll('.hn-de-roots li')].map((li) => li.textContent)};
+        div.remove();
+        return out;
+    })()""")
+    [root] = [r for r in result["roots"] if r.rstrip("/").endswith("/" + comfy_server.layout.input.name)]
+    assert len(root) > 40, "the test needs a path longer than the panel is wide"
+    assert result["scroll"] <= result["width"], "a long path runs off the side panel"
+    assert f"{folder.name} (12)" in result["text"]
+
+
+def test_saved_workflows_old_caption_values_show_as_todays(page):
+    renamed = [("HypernetworkPreprocess", "existing_caption", LEGACY_CAPTION_ACTIONS),
+               ("HypernetworkWD14Tag", "write_captions", LEGACY_CAPTION_MODES)]
+    cases = [[node, name, old] for node, name, legacy in renamed for old in legacy]
+    shown = page.evaluate(f"""(() => {{
+        app.graph.clear();
+        const shown = [];
+        for (const [type, input, old] of {js(cases)}) {{
+            const node = LiteGraph.createNode(type);
+            app.graph.add(node);
+            const data = node.serialize();
+            data.widgets_values[node.widgets.findIndex((w) => w.name === input)] = old;
+            node.configure(data);
+            shown.push(node.widgets.find((w) => w.name === input).value);
+        }}
+        app.graph.clear();
+        return shown;
+    }})()""")
+    assert len(cases) == 4
+    assert shown == [legacy[old] for _, _, legacy in renamed for old in legacy]

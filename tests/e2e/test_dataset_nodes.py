@@ -72,7 +72,7 @@ def test_load_then_preprocess_writes_outputs_and_leaves_sources_alone(comfy_serv
     graph = Graph()
     load = load_node(graph, source.name)  # relative to the input folder
     prep = preprocess_node(graph, [load, 0], flip=True, output_directory=out_name, caption_text="tok",
-                           existing_caption="prepend")
+                           existing_caption="prepend")  # A1111's name for existing_first, as saved workflows hold
     load_preview = graph.add("PreviewImage", images=[load, 2])
     prep_preview = graph.add("PreviewImage", images=[prep, 2])
     result = comfy_server.run(graph.to_api())
@@ -114,6 +114,19 @@ def test_missing_directory_is_a_named_error_and_server_stays_up(comfy_server):
         comfy_server.run(graph.to_api())
     assert str(comfy_server.layout.input / "no_such_dataset_folder") in str(caught.value)
     assert comfy_server.alive() and comfy_server.get_json("/object_info/HypernetworkLoadDataset")
+
+
+def test_renamed_caption_values_are_listed_and_unknown_ones_refused(comfy_server):
+    info = comfy_server.get_json("/object_info/HypernetworkPreprocess")["HypernetworkPreprocess"]
+    assert info["input"]["required"]["existing_caption"][0] == ["ignore", "copy", "existing_first", "new_first"]
+    graph = Graph()
+    prep = preprocess_node(graph, [load_node(graph, make_source(comfy_server.layout.input).name), 0],
+                           existing_caption="merge")
+    # the host refuses the Preprocess node (and runs only the valid Load Dataset output)
+    _, body = comfy_server.request("/prompt", {"prompt": graph.to_api(), "client_id": "renamed-values"})
+    errors = json.loads(body).get("node_errors", {})
+    assert prep in errors, body
+    assert "existing_caption" in json.dumps(errors[prep]) and "existing_first" in json.dumps(errors[prep])
 
 
 def test_existing_output_folder_is_refused_by_name(comfy_server):

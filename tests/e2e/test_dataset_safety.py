@@ -1,4 +1,4 @@
-"""Issue 13 for the dataset and grid nodes through the real server: symlink loops and captions
+"""Write safety for the dataset and grid nodes through the real server: symlink loops and captions
 linked from outside are skipped and listed, Preprocess 'overwrite' removes only its own files,
 a bad output folder and bad grid ranges are named errors, shared caption files are reported."""
 from __future__ import annotations

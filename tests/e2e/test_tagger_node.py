@@ -113,7 +113,7 @@ def test_lazy_items_append_one_caption_per_source_file(comfy_server, tagger):
         pixels = img.tobytes()
     graph = Graph()
     lazy = preprocess_node(graph, [load_node(graph, str(source)), 0], mode="keep", flip=True)
-    tag_node(graph, dataset=[lazy, 0], write_captions="append")
+    tag_node(graph, dataset=[lazy, 0], write_captions="append")  # the old name of existing_first, still accepted
     comfy_server.run(graph.to_api())
 
     expected = ["old tag", "1girl", "long hair", "^_^", "hat \\(object\\)"]  # original, then flipped copy

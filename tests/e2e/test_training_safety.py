@@ -1,4 +1,4 @@
-"""Issue 13 through the real server, as a hostile or careless user meets it: training decides where
+"""Write safety through the real server, as a hostile or careless user meets it: training decides where
 to write from validated file names only, never replaces or deletes a file it did not write, moves
 an earlier run aside instead of writing over it, and tells the truth in its report."""
 from __future__ import annotations

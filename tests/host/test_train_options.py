@@ -17,26 +17,21 @@ def pack(comfy_host):
 def test_option_defaults_are_the_training_defaults(pack):
     options = pack.nodes.train_options.option_defaults()
     config = pack.hypernet.train.config.TrainConfig()
-    renames = {"adamw_weight_decay": "weight_decay"}
-    config_fields = {f.name for f in dataclasses.fields(config)}
+    preview = pack.hypernet.train.preview.PreviewSettings()
+    declared = pack.hypernet.train.settings.BY_NAME
     checked = 0
     for name, default in options.items():
-        field = renames.get(name, name)
-        if field in config_fields:
-            assert getattr(config, field) == default, name
-            checked += 1
-    assert checked >= 20
-    preview = pack.hypernet.train.preview.PreviewSettings()
-    assert (options["preview_prompt"], options["preview_negative"], options["preview_seed"], options["preview_steps"],
-            options["preview_cfg"], options["preview_sampler"]) == (preview.prompt, preview.negative, preview.seed,
-                                                                    preview.steps, preview.cfg, preview.sampler)
-    assert options["preview_seed_mode"] == "fixed" and config.preview_seed_mode == "fixed"
+        setting = declared[name]
+        stored = config if setting.store == "config" else preview
+        assert getattr(stored, setting.field) == default, name
+        checked += 1
+    assert checked == 30
+    assert getattr(config, "weight_decay") == options["adamw_weight_decay"]
+    assert (preview.prompt, preview.steps, preview.cfg, preview.sampler) == ("", 20, 7.0, "euler")
 
 
 def test_train_node_widget_defaults_are_the_training_defaults(pack):
-    """The Train node's own widgets and its Python defaults (API prompts may omit optional inputs)."""
-    import inspect
-
+    """The Train node's own widgets, and what an API prompt that leaves an optional input out gets."""
     spec = pack.nodes.train.TrainHypernetwork.INPUT_TYPES()
     config = pack.hypernet.train.config.TrainConfig()
     config_fields = {f.name for f in dataclasses.fields(config)}
@@ -45,11 +40,11 @@ def test_train_node_widget_defaults_are_the_training_defaults(pack):
     assert set(widgets) >= {"template", "learning_rate", "steps", "batch_size", "grad_accumulation_steps", "seed",
                             "save_every", "shuffle_tags", "tag_dropout", "latent_sampling"}
     assert widgets == {name: getattr(config, name) for name in widgets}
-    signature = inspect.signature(pack.nodes.train.TrainHypernetwork.train).parameters
-    python_defaults = {name: p.default for name, p in signature.items() if name in config_fields
-                       and p.default is not inspect.Parameter.empty}
-    assert python_defaults == {name: getattr(config, name) for name in python_defaults}
-    assert set(python_defaults) == {"shuffle_tags", "tag_dropout", "latent_sampling"}
+    given = {name: s[1]["default"] for name, s in spec["required"].items() if "default" in s[1]}
+    filled = pack.nodes.train.own_inputs(given)
+    assert {k: filled[k] for k in ("shuffle_tags", "tag_dropout", "latent_sampling")} == {
+        "shuffle_tags": config.shuffle_tags, "tag_dropout": config.tag_dropout, "latent_sampling": config.latent_sampling}
+    assert filled["overwrite"] is False and filled["settings_json"] == ""
 
 
 def test_train_node_keeps_common_inputs_and_one_options_socket(pack):
@@ -67,8 +62,9 @@ def test_train_node_keeps_common_inputs_and_one_options_socket(pack):
 def test_options_nodes_chain_and_their_own_values_win(pack):
     opts = pack.nodes.train_options
     preview_node, training_node = opts.HypernetworkPreviewOptions(), opts.HypernetworkTrainingOptions()
-    preview_values = {row[0]: row[2] for row in opts.PREVIEW_OPTIONS}
-    training_values = {row[0]: row[2] for row in opts.TRAINING_OPTIONS}
+    settings = pack.hypernet.train.settings
+    preview_values = {s.name: s.default for s in settings.settings_of(settings.PREVIEW_OPTIONS)}
+    training_values = {s.name: s.default for s in settings.settings_of(settings.TRAINING_OPTIONS)}
     (first,) = preview_node.options(**dict(preview_values, preview_every=7))
     (chained,) = training_node.options(options=first, **dict(training_values, loss_type="huber"))
     assert chained["preview_every"] == 7 and chained["loss_type"] == "huber"

@@ -33,8 +33,9 @@ def train(pack, model, clip, vae, dataset, network, *, steps, lr="1e-2", batch_s
           resume=False, **options):
     node = pack.nodes.train.TrainHypernetwork()
     with torch.inference_mode():  # the host runs every node in inference mode
-        return node.train(model, clip, vae, dataset, "none", "[filewords]", lr, steps, batch_size, 1, seed,
-                          save_every, resume, hypernetwork=network, **options)
+        return node.train(model, clip, vae, dataset, "none", template="[filewords]", learning_rate=lr, steps=steps,
+                          batch_size=batch_size, grad_accumulation_steps=1, seed=seed, save_every=save_every,
+                          resume=resume, hypernetwork=network, **options)
 
 
 def snapshot(module) -> dict:
@@ -276,8 +277,9 @@ def test_previews_use_the_templated_prompt_and_the_chosen_seed_mode(comfy_host, 
     model, clip, vae = comfy_host.tiny.build_tiny("sd1")
     node = pack.nodes.train.TrainHypernetwork()
     with torch.inference_mode():
-        out = node.train(model, clip, vae, shapes, "none", "art of [name], [filewords]", "1e-3", 2, 2, 1, 0, 0,
-                         False, hypernetwork=create(pack, f"preview_{mode}", [32, 64, 768]), preview_every=1,
+        out = node.train(model, clip, vae, shapes, "none", template="art of [name], [filewords]", learning_rate="1e-3",
+                         steps=2, batch_size=2, grad_accumulation_steps=1, seed=0, save_every=0, resume=False,
+                         hypernetwork=create(pack, f"preview_{mode}", [32, 64, 768]), preview_every=1,
                          preview_seed=4242, preview_steps=1, preview_seed_mode=mode)
     report = out["ui"]["text"][0]
     assert f"prompt: art of preview_{mode}, {shapes.items[0].caption}" in report

@@ -1,5 +1,6 @@
 """The bench's ratio arithmetic (bench/run.py, bench/gpu.py) on made-up measurements: each row
-divides by the reference the issue defines. Speeds are never asserted here."""
+divides by its reference (floor, A1111 or memory), measured in the same run. Speeds are never
+asserted here."""
 from __future__ import annotations
 
 import pytest

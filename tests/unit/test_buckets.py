@@ -14,7 +14,7 @@ BUCKETS_512 = make_bucket_resolutions((512, 512), 256, 1024, 64)
 
 
 def test_bucket_list_for_512_matches_kohya_example():
-    # spec: "256x1024, 320x768, 384x640, 448x576, 512x512, and transposes"
+    # kohya's documented list: "256x1024, 320x768, 384x640, 448x576, 512x512, and transposes"
     expected = {(256, 1024), (320, 768), (384, 640), (448, 576), (512, 512)}
     expected |= {(h, w) for w, h in expected}
     assert expected <= set(BUCKETS_512)

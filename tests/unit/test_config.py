@@ -1,4 +1,4 @@
-"""HypernetworkConfig validation, dropout derivation (spec §4) and comma-string parsing."""
+"""HypernetworkConfig validation, dropout derivation (A1111's rule) and comma-string parsing."""
 from __future__ import annotations
 
 import json
@@ -109,7 +109,7 @@ def test_layer_width_must_be_at_least_one_unit():
     "layers, use, last, expected",
     [
         ([1, 2, 1], False, False, [0, 0, 0]),
-        ([1, 2, 1], True, False, [0, 0, 0]),  # spec: no dropout at all
+        ([1, 2, 1], True, False, [0, 0, 0]),  # A1111: no dropout at all
         ([1, 2, 1], True, True, [0, 0.3, 0]),
         ([1, 2, 2, 1], True, False, [0, 0.3, 0, 0]),
         ([1, 2, 2, 1], True, True, [0, 0.3, 0.3, 0]),

@@ -20,19 +20,6 @@ from hypernet.data.sidecar import (SIDECAR_NAME, ConflictError, Edits, apply_edi
 # ------------------------------------------------------------------ tags
 
 
-@pytest.mark.parametrize("caption, tags", [
-    ("a, b,c", ["a", "b", "c"]),
-    ("", []),
-    ("  ,, ", []),
-    ("(red, blue:1.2), cat", ["(red, blue:1.2)", "cat"]),
-    ("a\\(b, c", ["a\\(b", "c"]),
-    ("犬, café ,  two   words", ["犬", "café", "two words"]),
-    ("multi\nline, x", ["multi line", "x"]),
-])
-def test_split_tags(caption, tags):
-    assert split_tags(caption) == tags
-
-
 @pytest.mark.parametrize("tag, name", [("(cat:1.2)", "cat"), ("[cat]", "cat"), ("((cat))", "cat"), ("cat", "cat"),
                                        ("(cat", "(cat"), ("{cat:0.5}", "cat"), ("cat (animal)", "cat (animal)")])
 def test_tag_name_strips_weight_syntax_only(tag, name):
@@ -310,14 +297,6 @@ def test_caption_symlink_out_of_the_folder_is_not_written(folder, tmp_path):
 
 
 # ------------------------------------------------------------------ fast paths agree with the slow ones
-
-
-@pytest.mark.parametrize("caption", ["a, (b, c:1.2), [d, e], {f}", "((x, y)), z", "a,,b", "(a:1.1),b ,  c",
-                                     "x (y), z", "k\n(l, m)"])
-def test_bracket_merge_equals_the_escape_aware_split(caption):
-    from hypernet.data.edit import _merge_bracketed, _split_escaped
-
-    assert _merge_bracketed(caption.split(",")) == _split_escaped(caption)
 
 
 def test_tag_names_fast_path_matches_split(folder):

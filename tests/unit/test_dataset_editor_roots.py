@@ -11,6 +11,7 @@ from PIL import Image
 from hypernet.data.images import BadImageError
 from hypernet.data.roots import ENV_ROOTS, FolderRefused, configured_roots, resolve_folder
 from hypernet.data.thumbs import thumbnail_jpeg
+from hypernet.util.paths import user_folder
 
 
 @pytest.fixture
@@ -81,3 +82,17 @@ def test_thumbnail_errors(tmp_path):
         thumbnail_jpeg(str(bad), 64)
     with pytest.raises(ValueError, match="size"):
         thumbnail_jpeg(str(bad), 100)
+
+
+def test_home_folders_resolve_as_load_dataset_reads_them(layout, monkeypatch):
+    base, tmp = layout
+    monkeypatch.setenv("HOME", str(tmp))
+    (tmp / "mine").mkdir()
+    assert resolve_folder("~/mine", [base, tmp], base) == tmp / "mine"
+    assert user_folder("~/mine", base) == tmp / "mine"
+    assert user_folder(" ds ", base) == base / "ds"
+    with pytest.raises(FolderRefused) as info:
+        resolve_folder("~/mine", [base], base)
+    assert info.value.status == 403, "a home folder is still checked against the allowed folders"
+    roots, warnings = configured_roots(None, {ENV_ROOTS: "~/mine"})
+    assert roots == [tmp / "mine"] and not warnings

@@ -11,7 +11,6 @@ from hypernet.grid.values import (
     AxisType,
     axis_type_from,
     check_grid_size,
-    clip_skip_to_comfy,
     format_label,
     hypernetwork_sort_key,
     parse_axis,
@@ -156,7 +155,6 @@ def test_seed_keep_minus_one_and_bounds():
 def test_clip_skip_accepts_both_conventions():
     axis = parse_axis("clip_skip", "1-2, -3")
     assert axis.values == (1, 2, 3)
-    assert clip_skip_to_comfy(2) == -2
     with pytest.raises(ValueError, match="clip skip counts from 1"):
         parse_axis("clip_skip", "0")
 

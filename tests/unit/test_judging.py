@@ -269,3 +269,15 @@ def test_latent_store_round_trip_keys_tampering_and_bound(tmp_path):
     assert store.get(f"{39:064x}") is not None
     with pytest.raises(ValueError, match="sha256"):
         store.get("../escape")
+
+
+def test_judging_settings_are_checked():
+    from hypernet.train.config import TrainConfig
+
+    for bad, field in ((dict(validation_images="ten"), "validation_images"),
+                       (dict(stop_after_no_improvement=3), "stop_after_no_improvement"),
+                       (dict(ema_decay=1.0), "ema_decay"), (dict(min_snr_gamma=-1.0), "min_snr_gamma"),
+                       (dict(noise_offset=2.0), "noise_offset"), (dict(alpha_loss_weight="false"), "alpha_loss_weight")):
+        with pytest.raises(ValueError, match=field):
+            TrainConfig(**bad)
+    assert TrainConfig(validation_images="10%", stop_after_no_improvement=3).stop_after_no_improvement == 3

@@ -9,6 +9,7 @@ import pytest
 
 from hypernet.train.loss_plot import (LR, ROLLBACK, SMOOTH, format_tick, nice_ticks, plot_layout, render_loss_plot,
                                 smooth)
+from tests.support.node_js import call_js, load_cases, needs_node
 
 
 def history(n=300):
@@ -80,3 +81,23 @@ def test_rendered_chart_draws_tick_labels_curves_and_the_rollback_marker():
 def test_empty_history_says_so():
     image = render_loss_plot([], [], [])
     assert image.size == (768, 384) and plot_layout([], [], []).step_ticks == []
+
+
+SMOOTH_CASES = load_cases("smooth_loss")
+
+
+def _nan_for_null(values):
+    return [math.nan if v is None else v for v in values]
+
+
+@pytest.mark.parametrize("losses, smoothed", SMOOTH_CASES)
+def test_smoothing_cases(losses, smoothed):
+    got = smooth(_nan_for_null(losses))
+    assert [None if math.isnan(v) else v for v in got] == pytest.approx(smoothed, abs=1e-9)
+
+
+@needs_node
+def test_the_browser_chart_smooths_like_the_png(tmp_path):
+    got = call_js("hn_chart.js", "smooth", [[losses] for losses, _ in SMOOTH_CASES], tmp_path)
+    for values, (_, smoothed) in zip(got, SMOOTH_CASES):
+        assert values == pytest.approx(smoothed, abs=1e-9)

@@ -26,7 +26,7 @@ DIM = 8
 
 
 def _expected_layout(layers, act, ln, dropout, activate_output):
-    """Spec §2 written out independently: list of (kind, extra) per Sequential index."""
+    """A1111's layer order written out independently: list of (kind, extra) per Sequential index."""
     out = []
     n_lin = len(layers) - 1
     for i in range(n_lin):

@@ -85,13 +85,6 @@ def test_stacking_equals_sequential_application():
     assert not torch.allclose(k_ab, k_ba, atol=1e-4)
 
 
-def test_extended_returns_new_patch():
-    a, b = _net(seed=1), _net(seed=2)
-    p1 = HypernetworkPatch([(a, 1.0)])
-    p2 = p1.extended(b, 0.3)
-    assert p1.networks == (a,) and p2.networks == (a, b) and p2.entries[1][1] == 0.3
-
-
 def test_deepcopy_returns_same_object():
     patch = HypernetworkPatch([(_net(), 1.0)])
     assert copy.deepcopy(patch) is patch

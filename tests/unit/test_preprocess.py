@@ -102,7 +102,9 @@ def test_flip_doubles_and_mirrors(tmp_path):
 @pytest.mark.parametrize("action,expected", [
     ("ignore", ["new words", "new words"]),
     ("copy", ["old caption", ""]),
-    ("prepend", ["old caption new words", "new words"]),
+    ("existing_first", ["old caption new words", "new words"]),
+    ("new_first", ["new words old caption", "new words"]),
+    ("prepend", ["old caption new words", "new words"]),  # A1111's names, still accepted from saved workflows
     ("append", ["new words old caption", "new words"]),
 ])
 def test_existing_caption_actions(tmp_path, action, expected):
@@ -111,10 +113,15 @@ def test_existing_caption_actions(tmp_path, action, expected):
     assert [i.caption for i in preprocess(ds, cfg).dataset] == expected
 
 
+def test_a1111_caption_action_names_are_stored_as_todays():
+    assert PreprocessConfig(existing_caption="prepend").existing_caption == "existing_first"
+    assert PreprocessConfig(existing_caption="append").existing_caption == "new_first"
+
+
 def test_combine_caption_separator_and_empty_parts():
-    assert combine_caption("a, b", "c", "prepend", ", ") == "a, b, c"
-    assert combine_caption("a", "", "append", ", ") == "a"
-    assert combine_caption("", "", "prepend") == ""
+    assert combine_caption("a, b", "c", "existing_first", ", ") == "a, b, c"
+    assert combine_caption("a", "", "new_first", ", ") == "a"
+    assert combine_caption("", "", "existing_first") == ""
     with pytest.raises(ValueError, match="existing_caption"):
         combine_caption("a", "b", "merge")
 

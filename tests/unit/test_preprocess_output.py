@@ -39,7 +39,7 @@ def _files(folder):
 def test_written_names_captions_and_items(source, tmp_path):
     ds = load_dataset(str(source)).dataset
     out = tmp_path / "out"
-    result = preprocess(ds, _cfg(out, existing_caption="prepend", caption_text="style"))
+    result = preprocess(ds, _cfg(out, existing_caption="existing_first", caption_text="style"))
     names = sorted(os.listdir(out))
     odd_index = [os.path.basename(i.path) for i in ds].index("odd.png")
     assert f"{odd_index:05d}-0-odd.png" in names and f"{odd_index:05d}-1-odd.png" in names

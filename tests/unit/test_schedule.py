@@ -17,8 +17,6 @@ def test_two_items_switch_at_step_and_end_training():
     assert s.rate_at(29999) == 5e-7
     # Training stops when the schedule ends, even though max steps is larger.
     assert s.end_step == 30000
-    assert not s.is_finished(29999)
-    assert s.is_finished(30000)
 
 
 def test_bare_rate_runs_to_max_steps():
@@ -55,7 +53,6 @@ def test_step_equal_to_max_ends_schedule():
 def test_schedule_shorter_than_max_ends_early():
     s = parse_schedule("1e-4:1000", 5000)
     assert s.end_step == 1000
-    assert s.is_finished(1000)
 
 
 def test_a1111_docstring_example():
@@ -81,11 +78,6 @@ def test_resume_is_pure():
         assert [resumed.rate_at(j) for j in range(k, resumed.end_step)] == uninterrupted[k:]
     # And a given step gives the same rate however often it is asked, in any order.
     assert [full.rate_at(k) for k in (30, 5, 30, 5)] == [1e-4, 1e-3, 1e-4, 1e-3]
-
-
-def test_changes_at_marks_switch_steps():
-    s = parse_schedule("1e-3:10, 1e-4:20", 100)
-    assert [k for k in range(20) if s.changes_at(k)] == [0, 10]
 
 
 def test_whitespace_and_trailing_comma_are_tolerated():

@@ -20,11 +20,11 @@ def test_bad_caption_extension(tmp_path, ext):
         caption_path_for(tmp_path / "x.png", ext)
 
 
-def test_merge_dedupes_append_and_prepend():
+def test_merge_dedupes_existing_first_and_new_first():
     old = "long hair, smile,  1girl"
     new = ["1girl", "long_hair", "solo"]
-    assert merge_caption(old, new, "append") == "long hair, smile, 1girl, solo"
-    assert merge_caption(old, new, "prepend") == "1girl, long_hair, solo, smile"
+    assert merge_caption(old, new, "existing_first") == "long hair, smile, 1girl, solo"
+    assert merge_caption(old, new, "new_first") == "1girl, long_hair, solo, smile"
     assert merge_caption(old, new, "overwrite") == "1girl, long_hair, solo"
 
 
@@ -35,9 +35,11 @@ def test_merge_dedupes_append_and_prepend():
         ("off", "old", "old", "off"),
         ("overwrite", None, "a, b", "written"),
         ("overwrite", "old", "a, b", "overwritten"),
-        ("append", "old, a", "old, a, b", "appended"),
-        ("append", None, "a, b", "written"),
-        ("prepend", "old, b", "a, b, old", "prepended"),
+        ("existing_first", "old, a", "old, a, b", "merged"),
+        ("existing_first", None, "a, b", "written"),
+        ("new_first", "old, b", "a, b, old", "merged"),
+        ("append", "old, a", "old, a, b", "merged"),  # the names before the rename, from saved workflows
+        ("prepend", "old, b", "a, b, old", "merged"),
         ("only_missing", "old", "old", "kept_existing"),
         ("only_missing", None, "a, b", "written"),
     ],

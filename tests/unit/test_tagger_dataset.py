@@ -11,7 +11,9 @@ from hypernet.tagger.tags import TagResult
 @pytest.mark.parametrize("mode, expected", [
     ("off", "cat, hat"),
     ("overwrite", "cat, hat"),
-    ("append", "old, cat, hat"),
+    ("existing_first", "old, cat, hat"),
+    ("new_first", "cat, hat, old"),
+    ("append", "old, cat, hat"),  # the old names, from saved workflows
     ("prepend", "cat, hat, old"),
     ("only_missing", "old, cat"),
 ])

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from hypernet.tagger import download as tagger_download
-from hypernet.tagger.download import KNOWN_TAGGERS, download_file, download_tagger, tagger_download_urls
+from hypernet.tagger.download import KNOWN_TAGGERS, download_tagger, tagger_download_urls
 from hypernet.tagger.errors import TaggerDownloadError
 from hypernet.tagger.files import list_taggers
 
@@ -112,12 +112,9 @@ def test_offline_error(tmp_path):
     assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
 
 
-def test_download_file_and_scheme_check(server, tmp_path):
-    assert download_file(f"{server}/x/model.onnx", tmp_path / "m.bin").read_bytes() == MODEL
-    with pytest.raises(OSError):
-        download_file(f"{server}/trunc/model.onnx", tmp_path / "t.bin")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin"]
+def test_scheme_and_name_checks(server, tmp_path):
     with pytest.raises(ValueError, match="http"):
-        download_file("file:///etc/passwd", tmp_path / "p")
+        download_tagger("t", tmp_path, urls={**urls(server, "x"), "model.onnx": "file:///etc/passwd"})
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="name"):
         download_tagger("../escape", tmp_path, urls=urls(server, "x"))

@@ -98,8 +98,8 @@ def dataset(tmp_path):
     [
         ("off", "smile, handwritten"),
         ("overwrite", "smile"),
-        ("append", "smile, handwritten"),
-        ("prepend", "smile, handwritten"),
+        ("existing_first", "smile, handwritten"),
+        ("new_first", "smile, handwritten"),
         ("only_missing", "smile, handwritten"),
     ],
 )
@@ -127,18 +127,18 @@ def test_caption_modes_on_a_folder(model, dataset, mode, b_caption):
 
 def test_append_dedupes_against_existing_caption(model, dataset):
     (dataset / "a.txt").write_text("1girl, masterpiece", encoding="utf-8")
-    tag_image_files(model, [dataset / "a.png"], write_captions="append")
+    tag_image_files(model, [dataset / "a.png"], write_captions="existing_first")
     assert (dataset / "a.txt").read_text(encoding="utf-8") == "1girl, masterpiece, hatsune miku, long hair"
-    tag_image_files(model, [dataset / "a.png"], write_captions="prepend")
+    tag_image_files(model, [dataset / "a.png"], write_captions="new_first")
     assert (dataset / "a.txt").read_text(encoding="utf-8") == "hatsune miku, 1girl, long hair, masterpiece"
 
 
 def test_unwritable_caption_is_reported_not_fatal(model, dataset):
     (dataset / "a.txt").write_bytes(b"\xff\xfe not utf-8")
-    results = tag_image_files(model, [dataset / "a.png", dataset / "b.png"], write_captions="append")
+    results = tag_image_files(model, [dataset / "a.png", dataset / "b.png"], write_captions="existing_first")
     assert results[0].caption_action == "error" and "a.txt" in results[0].error
     assert results[0].tags  # the tags are still returned
-    assert results[1].ok and results[1].caption_action == "appended"
+    assert results[1].ok and results[1].caption_action == "merged"
     assert (dataset / "a.txt").read_bytes() == b"\xff\xfe not utf-8"
 
 

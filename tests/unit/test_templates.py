@@ -1,4 +1,4 @@
-"""Templates: substitution, presets, seeded (resume-exact) line choice and tag shuffle/dropout."""
+"""Templates: substitution, seeded (resume-exact) line choice and tag shuffle/dropout."""
 from __future__ import annotations
 
 import subprocess
@@ -8,21 +8,20 @@ from pathlib import Path
 import pytest
 
 from hypernet.train.templates import (
-    PRESETS,
     CaptionConfig,
     augment_tags,
     build_prompt,
     choose_template_line,
     derive_seed,
     fill_template,
-    get_preset,
     parse_template,
-    preset_names,
-    split_tags,
     template_line_index,
 )
+from hypernet.util.caption_tags import split_tags
 
 CAPTION = "red hair, blue eyes, smile, outdoors, hat, dress, tree, sky"
+# many lines, as A1111's template files have (subject_filewords.txt has 27)
+MANY_LINES = "\n".join(f"a photo number {i} of the [name], [filewords]" for i in range(27))
 
 
 def test_fill_template_substitutes_both_tokens_every_time():
@@ -44,30 +43,8 @@ def test_parse_template_empty_is_an_error(text):
         parse_template(text)
 
 
-def test_presets_are_the_a1111_files():
-    assert set(preset_names()) == {
-        "hypernetwork", "none", "style", "style_filewords", "subject", "subject_filewords"}
-    assert parse_template(PRESETS["none"]) == ("picture",)
-    lines = {name: parse_template(text) for name, text in PRESETS.items()}
-    assert len(lines["hypernetwork"]) == 27 and len(lines["subject"]) == 27
-    assert len(lines["style"]) == 19 and len(lines["style_filewords"]) == 17
-    assert lines["hypernetwork"][0] == "a photo of a [filewords]"
-    assert lines["subject"][2] == "a cropped photo of the [name]"
-    assert lines["subject_filewords"][-1] == "a photo of a small [name], [filewords]"
-    assert lines["style"][7] == "a picture, art by [name]"
-    assert lines["style_filewords"][0] == "a bright painting of [filewords], art by [name]"
-    assert all("[filewords]" in line for line in lines["hypernetwork"])
-    assert all("[name]" in line and "[filewords]" not in line for line in lines["style"])
-
-
-def test_get_preset_accepts_txt_suffix_and_rejects_unknown():
-    assert get_preset("style_filewords.txt") == get_preset("style_filewords") == PRESETS["style_filewords"]
-    with pytest.raises(ValueError, match="unknown preset 'nope'.*style_filewords"):
-        get_preset("nope")
-
-
 def test_template_line_is_deterministic_and_covers_lines():
-    lines = parse_template(PRESETS["subject"])
+    lines = parse_template(MANY_LINES)
     picks = [template_line_index(len(lines), 7, i) for i in range(200)]
     assert picks == [template_line_index(len(lines), 7, i) for i in range(200)]
     assert len(set(picks)) > 15  # spread over the lines, not a constant
@@ -88,11 +65,6 @@ def test_derive_seed_is_stable_across_processes():
                          cwd=Path(__file__).resolve().parents[2],
                          env={"PYTHONHASHSEED": "123", "PYTHONPATH": "."})
     assert int(out.stdout) == derive_seed("tags", 1, 2, 3)
-
-
-def test_split_tags_trims_and_drops_empty_tags():
-    assert split_tags(" a,  b ,, ,c,") == ["a", "b", "c"]
-    assert split_tags("") == []
 
 
 def test_no_augmentation_returns_caption_unchanged():
@@ -160,7 +132,7 @@ def test_caption_config_validation_and_round_trip():
 
 def test_template_fixed_per_image_without_augmentation():
     """A1111: no shuffle/dropout -> the line is chosen once per image (prompt can be cached)."""
-    lines = parse_template(PRESETS["style_filewords"])
+    lines = parse_template("a painting of [filewords], art by [name]\na picture of [filewords], art by [name]")
     cfg = CaptionConfig()
     assert not cfg.augments
     prompts = {build_prompt(lines, "net", "a cat", cfg, seed=3, item_index=4, step=s, epoch=s // 5)
@@ -171,7 +143,7 @@ def test_template_fixed_per_image_without_augmentation():
 
 
 def test_template_repicked_per_epoch_with_shuffle():
-    lines = parse_template(PRESETS["subject_filewords"])
+    lines = parse_template(MANY_LINES)
     cfg = CaptionConfig(shuffle_tags=True)
     assert cfg.augments and cfg.template_per_epoch
     heads = {build_prompt(lines, "net", CAPTION, cfg, seed=3, item_index=4, step=e, epoch=e).split(",")[0]
@@ -184,7 +156,7 @@ def test_template_repicked_per_epoch_with_shuffle():
 
 
 def test_build_prompt_resume_exact():
-    lines = parse_template(PRESETS["subject_filewords"])
+    lines = parse_template(MANY_LINES)
     cfg = CaptionConfig(shuffle_tags=True, tag_dropout=0.2, keep_tokens=1)
 
     def run(steps):

@@ -231,7 +231,7 @@ def test_seeded_noise_depends_on_step_not_on_call_order():
     assert derive_seed(1, "noise", 5, 0) != derive_seed(1, "noise", 6, 0)
 
 
-# ---------------------------------------------------------------- issue 7: MonkeyPatch features
+# ---------------------------------------------------------------- MonkeyPatch features
 
 
 def test_cosine_restarts_drive_the_learning_rate(tmp_path):

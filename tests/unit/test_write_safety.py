@@ -1,4 +1,4 @@
-"""Issue 13 in the pure core: the atomic writer's temp names, modes and no-replace writes, stale
+"""Write safety in the pure core: the atomic writer's temp names, modes and no-replace writes, stale
 temp cleanup, writable-folder checks, run folders that move earlier runs aside, the final-file
 rule, resume without `.optim`, network health, and caption links and shared caption files."""
 from __future__ import annotations
@@ -171,7 +171,7 @@ def test_caption_links_leading_out_are_never_read_or_replaced(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
     (folder / "a.txt").symlink_to(secret)
-    for mode in ("append", "prepend", "overwrite"):
+    for mode in ("existing_first", "new_first", "overwrite"):
         with pytest.raises(ValueError, match="outside the image's folder"):
             write_caption(folder / "a.png", ["tag"], mode)
     assert write_caption(folder / "a.png", ["tag"], "only_missing")[1] == "kept_existing"
