@@ -1,15 +1,20 @@
 """ApplyHypernetwork: patch a MODEL with a hypernetwork file or a connected HYPERNETWORK."""
 from __future__ import annotations
 
+from ..hypernet.network.composition import Composition
 from ..hypernet.network.patch import HypernetworkPatch, require_match
 from . import bridge, network_files
 from .sockets import CATEGORY_GENERATION, HYPERNETWORK
 
 
 def apply_to_model(model, network, strength: float):
-    """Clone `model` and add `network` after any hypernetworks already on it (they stack in order)."""
+    """Clone `model` and add `network` (or a `.hns` composition) after any hypernetworks already on
+    it (they stack in order)."""
     widths = bridge.all_attention_widths(model)
-    require_match(network, widths, "the connected model")
+    if isinstance(network, Composition):
+        network.require_fit(widths, "the connected model")
+    else:
+        require_match(network, widths, "the connected model")
     return bridge.with_attention_patch(model, HypernetworkPatch([(network, strength)]))
 
 
@@ -26,11 +31,12 @@ class ApplyHypernetwork:
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": "The model to patch (it is cloned, never modified)."}),
-                "hypernetwork_name": (network_files.choices(), {
-                    "tooltip": "A .pt/.safetensors file from the hypernetworks folders; 'none' uses the "
-                               "connected hypernetwork."}),
+                "hypernetwork_name": (network_files.choices(compositions=True), {
+                    "tooltip": "A .pt/.safetensors file, or a MonkeyPatch .hns composition of them, from the "
+                               "hypernetworks folders; 'none' uses the connected hypernetwork."}),
                 "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                                       "tooltip": "Multiplier of the hypernetwork's residual (0 = no effect)."}),
+                                       "tooltip": "Multiplier of the hypernetwork's residual (0 = no effect; for a "
+                                                  ".hns, of the whole composition's change)."}),
             },
             "optional": {
                 "hypernetwork": (HYPERNETWORK, {"tooltip": "A network from Create/Train Hypernetwork; overrides "

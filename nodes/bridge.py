@@ -55,14 +55,15 @@ def model_folders(kind: str) -> list[Path]:
         return []
 
 
-def hypernetwork_files() -> list[str]:
-    """Relative names ('sub/name.pt') of every hypernetwork file in the hypernetwork folders."""
+def hypernetwork_files(extensions: tuple[str, ...] = HYPERNETWORK_EXTENSIONS) -> list[str]:
+    """Relative names ('sub/name.pt') of every hypernetwork file in the hypernetwork folders
+    (`extensions` adds e.g. `.hns` compositions)."""
     names = set()
     for folder in model_folders(HYPERNETWORK_FOLDER):
         if not folder.is_dir():
             continue
         for path in folder.rglob("*"):
-            if path.suffix.lower() in HYPERNETWORK_EXTENSIONS and path.is_file() and not path.name.startswith("."):
+            if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith("."):
                 names.add(path.relative_to(folder).as_posix())
     return sorted(names, key=str.lower)
 
@@ -281,6 +282,9 @@ def model_upscaler(upscale_model: Any, tile: int = 512, overlap: int = 32) -> An
     import torch
     from PIL import Image
 
+    if not callable(upscale_model) or not hasattr(upscale_model, "scale") or not hasattr(upscale_model, "to"):
+        raise ValueError(f"upscale_model: expected an UPSCALE_MODEL (the output of Load Upscale Model), got "
+                         f"{type(upscale_model).__name__}; connect a Load Upscale Model node, or disconnect it")
     management = comfy.model_management
 
     def run_tile(batch):

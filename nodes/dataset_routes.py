@@ -6,7 +6,8 @@ allows only ComfyUI's input and output folders and the roots the user configured
 400 malformed request, 403 folder/name outside the allowed folders, 404 missing, 409 the files
 changed since the editor loaded them (the body lists what changed), 422 unreadable image.
 
-POST list {folder, filter?, offset?, limit?, overrides?}   one page + dataset/filtered tag counts
+POST list {folder, filter?, offset?, limit?, overrides?}   one page + dataset/filtered tag counts, and
+                                                           `skipped`: images whose names a request cannot carry
 GET  thumbnail?folder&name&size                            small JPEG (cached)
 POST save {folder, captions:[{name,text,base}], edits?, edits_base?, force?}
 POST bulk {folder, op, filter?|names?, overrides?, dry_run}
@@ -29,27 +30,27 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..hypernet.data import caption_save
+from ..hypernet.data.caption_ext import DEFAULT as DEFAULT_CAPTION_EXTENSION, validate_caption_extension
 from ..hypernet.data.edit import EditOp, plan_bulk
-from ..hypernet.data.index import (Filter, Listing, ScanCache, entry_tag_counts, list_page, resolve_image, scan_folder,
-                                      with_overrides)
-from ..hypernet.data.images import BadImageError, SUPPORTED_EXTENSIONS
+from ..hypernet.data.index import (MAX_PAGE, Filter, Listing, ScanCache, entry_tag_counts, list_page, resolve_image,
+                                      scan_folder, with_overrides)
+from ..hypernet.data.images import BadImageError, SUPPORTED_EXTENSIONS, read_header
 from ..hypernet.data.roots import CONFIG_NAME, FolderRefused, configured_roots, resolve_folder
-from ..hypernet.data.sidecar import SIDECAR_NAME, ConflictError, Edits, read_edits, validate_box, write_edits
+from ..hypernet.data.sidecar import (MIN_CROP_PIXELS, SIDECAR_NAME, ConflictError, Edits, crop_pixels, read_edits,
+                                      validate_box, write_edits)
 from ..hypernet.data.thumbs import thumbnail_jpeg
 from . import bridge
+from .route_body import MAX_BODY_BYTES, MAX_NAMES, BadRequest, Query, flag, names, parse_json_body, text, whole
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "/hypernetwork/dataset"
 _THUMB_CACHE_ITEMS = 4096
+_SKIPPED_SHOWN = 200  # unaddressable images listed by name (all are counted)
 _thumbs: OrderedDict[tuple, bytes] = OrderedDict()
 _thumbs_lock = threading.Lock()
 _scan_cache = ScanCache()
 _scan_lock = threading.Lock()
-
-
-class BadRequest(ValueError):
-    """Malformed request body or parameter (400)."""
 
 
 def allowed_roots() -> list[Path]:
@@ -65,17 +66,9 @@ def folder_of(data: dict[str, Any]) -> Path:
 
 
 def _ext(data: dict[str, Any]) -> str:
-    ext = str(data.get("caption_extension") or ".txt")
-    if not ext.startswith(".") or "/" in ext or "\\" in ext or "\x00" in ext or len(ext) > 16:
-        raise BadRequest(f"caption_extension {ext!r}: give an extension like .txt")
-    return ext
-
-
-def _int(data: dict[str, Any], key: str, default: int) -> int:
-    try:
-        return int(data.get(key, default))
-    except (TypeError, ValueError):
-        raise BadRequest(f"{key}: expected a whole number, got {data.get(key)!r}") from None
+    """The caption extension (LoadDataset's widget), checked by the pack's one rule for it."""
+    ext = data.get("caption_extension")
+    return DEFAULT_CAPTION_EXTENSION if ext is None or ext == "" else validate_caption_extension(ext)
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -87,16 +80,14 @@ def _answer(work: Callable[[dict[str, Any]], Any], method: str = "POST"):
 
     @functools.wraps(work)
     async def handler(request: web.Request) -> web.Response:
-        if method == "GET":
-            data: Any = dict(request.rel_url.query)
-        else:
-            try:
-                data = await request.json()
-            except (ValueError, UnicodeDecodeError):
-                return _error(400, "the request body must be a JSON object")
-        if not isinstance(data, dict):
-            return _error(400, "the request body must be a JSON object")
         try:
+            if method == "GET":
+                data: dict[str, Any] = Query(request.rel_url.query)
+            else:
+                raw = await request.read()  # read whole (the host caps it at its client_max_size)
+                if len(raw) > MAX_BODY_BYTES:
+                    return _error(413, f"the request body is larger than {MAX_BODY_BYTES >> 20} MiB")
+                data = parse_json_body(raw)
             result = await asyncio.get_running_loop().run_in_executor(None, work, data)
         except FolderRefused as exc:
             return _error(exc.status, str(exc))
@@ -108,8 +99,8 @@ def _answer(work: Callable[[dict[str, Any]], Any], method: str = "POST"):
             return _error(403, str(exc))
         except FileNotFoundError as exc:
             return _error(404, str(exc))
-        except ValueError as exc:
-            return _error(400, str(exc))
+        except (ValueError, RecursionError, OverflowError) as exc:
+            return _error(400, str(exc) or type(exc).__name__)
         except OSError as exc:
             logger.warning("dataset editor %s: %s", request.path, exc)
             return _error(422, f"the file system refused: {exc.strerror or exc}")
@@ -130,44 +121,47 @@ def _overrides(data: dict[str, Any]) -> dict[str, str]:
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
         raise BadRequest("overrides: expected {image name: unsaved caption text}")
+    if len(overrides) > MAX_NAMES:
+        raise BadRequest(f"overrides: at most {MAX_NAMES} captions per request")
     return overrides
 
 
-def _scan(root: Path, data: dict[str, Any]):
+def _scan(root: Path, data: dict[str, Any], skipped: list[tuple[str, str]] | None = None):
+    ext, recursive = _ext(data), flag(data, "recursive", False)
     with _scan_lock:  # the cache is shared by the server's worker threads
-        return scan_folder(str(root), _ext(data), bool(data.get("recursive", False)), _scan_cache)
+        return scan_folder(str(root), ext, recursive, _scan_cache, skipped)
 
 
 def list_folder(data: dict[str, Any]) -> dict[str, Any]:
     root = folder_of(data)
+    offset, limit = whole(data, "offset", 0, 0, 10**9), whole(data, "limit", 200, 0, MAX_PAGE)
+    flt, selection, with_edits = Filter.from_dict(data.get("filter")), names(data, "selection"), \
+        flag(data, "with_edits", False)
+    local_excluded = names(data, "excluded_names")
     edits = read_edits(str(root))
-    entries = with_overrides(_scan(root, data),
+    skipped: list[tuple[str, str]] = []
+    entries = with_overrides(_scan(root, data, skipped),
                              _overrides(data))
-    local_excluded = data.get("excluded_names")
     if local_excluded is not None:  # the editor's unsaved exclusions replace the saved ones
-        if not isinstance(local_excluded, list):
-            raise BadRequest("excluded_names: expected a list of image names")
-        edits.excluded = {str(n) for n in local_excluded}
-    listing: Listing = list_page(entries, Filter.from_dict(data.get("filter")), edits.excluded,
-                                 _int(data, "offset", 0), _int(data, "limit", 200))
-    selection = data.get("selection")
-    if selection is not None and not isinstance(selection, list):
-        raise BadRequest("selection: expected a list of image names")
-    picked = set(map(str, selection or []))
+        edits.excluded = set(local_excluded)
+    listing: Listing = list_page(entries, flt, edits.excluded, offset, limit)
+    picked = set(selection or [])
     selection_tags = entry_tag_counts(e for e in entries if e.name in picked) if picked else None
     return {"folder": str(root), "total": listing.total,
             "selection_tags": selection_tags.most_common() if selection_tags is not None else None, "matched": len(listing.matched),
-            "offset": _int(data, "offset", 0), "items": [_entry_json(e, edits) for e in listing.page],
+            "offset": offset, "items": [_entry_json(e, edits) for e in listing.page],
             "tags": listing.dataset_tags.most_common(), "matched_tags": listing.matched_tags.most_common(),
             "excluded": len(edits.excluded), "edits_version": edits.version,
             "edits": {"excluded": sorted(edits.excluded), "crops": {k: list(v) for k, v in edits.crops.items()}}
-            if data.get("with_edits") else None}
+            if with_edits else None,
+            "skipped": [{"name": name, "reason": reason} for name, reason in skipped[:_SKIPPED_SHOWN]],
+            "skipped_count": len(skipped)}
 
 
 def thumbnail(data: dict[str, Any]) -> web.Response:
     root = folder_of(data)
-    path = resolve_image(str(root), str(data.get("name", "")))
-    size = _int(data, "size", 256)
+    path = resolve_image(str(root), text(data, "name", ""))
+    size = whole(data, "size", 256, 1, 4096)
     stat = os.stat(path)
     key = (path, stat.st_mtime_ns, stat.st_size, size)
     with _thumbs_lock:
@@ -199,33 +193,33 @@ def _save_json(result: caption_save.SaveResult) -> dict[str, Any]:
 def save_captions(data: dict[str, Any]) -> dict[str, Any]:
     root = folder_of(data)
     captions = data.get("captions") or []
-    if not isinstance(captions, list):
-        raise BadRequest("captions: expected a list of {name, text, base}")
+    if not isinstance(captions, list) or len(captions) > MAX_NAMES:
+        raise BadRequest(f"captions: expected a list of {{name, text, base}} (at most {MAX_NAMES})")
     changes = [caption_save.CaptionChange.from_dict(c) for c in captions]
     edits = _edits_from(data["edits"]) if data.get("edits") is not None else None
-    result = caption_save.save(str(root), changes, _ext(data), edits=edits, edits_base=data.get("edits_base"),
-                               force=bool(data.get("force", False)))
+    result = caption_save.save(str(root), changes, _ext(data), edits=edits,
+                               edits_base=text(data, "edits_base", None, optional=True),
+                               force=flag(data, "force", False))
     return _save_json(result)
 
 
 def bulk_edit(data: dict[str, Any]) -> dict[str, Any]:
     root = folder_of(data)
     op = EditOp.from_dict(data.get("op"))
-    dry_run = bool(data.get("dry_run", True))
+    dry_run = flag(data, "dry_run", True)
     overrides = _overrides(data)
     if overrides and not dry_run:
         raise BadRequest("overrides: save the unsaved captions first, or use dry_run")
+    wanted, excluded_names = names(data, "names"), names(data, "excluded_names")
+    flt = Filter.from_dict(data.get("filter"))
+    ext = _ext(data)
     entries = with_overrides(_scan(root, data), overrides)
-    names = data.get("names")
-    if names is not None:
-        if not isinstance(names, list):
-            raise BadRequest("names: expected a list of image names")
-        wanted = set(map(str, names))
-        targets = [e for e in entries if e.name in wanted]
+    if wanted is not None:
+        wanted_set = set(wanted)
+        targets = [e for e in entries if e.name in wanted_set]
     else:
-        excluded = data.get("excluded_names")
-        excluded = set(map(str, excluded)) if isinstance(excluded, list) else read_edits(str(root)).excluded
-        targets = list_page(entries, Filter.from_dict(data.get("filter")), excluded, 0, 0).matched
+        excluded = set(excluded_names) if excluded_names is not None else read_edits(str(root)).excluded
+        targets = list_page(entries, flt, excluded, 0, 0).matched
     changed = plan_bulk({e.name: e.caption for e in targets}, op)
     answer: dict[str, Any] = {"considered": len(targets), "changed": len(changed), "dry_run": dry_run}
     if dry_run:
@@ -235,16 +229,17 @@ def bulk_edit(data: dict[str, Any]) -> dict[str, Any]:
         return answer
     versions = {e.name: e.version for e in targets}
     result = caption_save.save(str(root), [caption_save.CaptionChange(n, t, versions[n]) for n, t in changed.items()],
-                               _ext(data), label=f"bulk {op.kind}")
+                               ext, label=f"bulk {op.kind}")
     answer.update(_save_json(result))
     return answer
 
 
 def _update_edits(data: dict[str, Any], change: Callable[[Edits], None]) -> dict[str, Any]:
     root = folder_of(data)
+    base, force = text(data, "edits_base", None, optional=True), flag(data, "force", False)
     with caption_save.folder_lock(str(root)):
         edits = read_edits(str(root))
-        if edits.version != data.get("edits_base") and not data.get("force", False):
+        if edits.version != base and not force:
             raise ConflictError("exclusions/crops of this folder were changed elsewhere since you loaded them; "
                                 "reload to see them", [{"name": SIDECAR_NAME, "kind": "edits",
                                                         "excluded": sorted(edits.excluded),
@@ -256,28 +251,32 @@ def _update_edits(data: dict[str, Any], change: Callable[[Edits], None]) -> dict
 
 
 def set_exclusions(data: dict[str, Any]) -> dict[str, Any]:
-    names = data.get("names")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise BadRequest("names: expected a list of image names")
+    chosen = names(data, "names", required=True)
+    excluded = flag(data, "excluded", True)
     root = folder_of(data)
-    for name in names:
+    for name in chosen:
         resolve_image(str(root), name)
-    excluded = bool(data.get("excluded", True))
 
     def change(edits: Edits) -> None:
         if excluded:
-            edits.excluded.update(names)
+            edits.excluded.update(chosen)
         else:
-            edits.excluded.difference_update(names)
+            edits.excluded.difference_update(chosen)
 
     return _update_edits(data, change)
 
 
 def set_crop(data: dict[str, Any]) -> dict[str, Any]:
     root = folder_of(data)
-    name = str(data.get("name", ""))
-    resolve_image(str(root), name)
+    name = text(data, "name", "")
+    path = resolve_image(str(root), name)
     box = None if data.get("box") is None else validate_box(data.get("box"))
+    if box is not None:
+        header = read_header(path)
+        _, _, width, height = crop_pixels(box, header.width, header.height)
+        if min(width, height) < min(MIN_CROP_PIXELS, header.width, header.height):
+            raise BadRequest(f"box: the crop would be {width}x{height} pixels of {name!r}; keep at least "
+                             f"{MIN_CROP_PIXELS} pixels on each side")
 
     def change(edits: Edits) -> None:
         if box is None:
@@ -293,7 +292,7 @@ def restore_points(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def restore_point(data: dict[str, Any]) -> dict[str, Any]:
-    result = caption_save.restore(str(folder_of(data)), str(data.get("id", "")))
+    result = caption_save.restore(str(folder_of(data)), text(data, "id", ""))
     return _save_json(result)
 
 

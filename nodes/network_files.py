@@ -10,7 +10,10 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..hypernet.network.composition import Composition, bind
 from ..hypernet.network.fileio import load_hypernetwork
+from ..hypernet.network.hns import COMPOSITION_EXTENSION, CompositionError, member_names, read_composition, \
+    resolve_member
 from ..hypernet.network.health import network_warnings
 from ..hypernet.network.module import Hypernetwork
 from . import bridge
@@ -43,10 +46,56 @@ def load_file(path: Path) -> Hypernetwork:
     return network
 
 
-def load_by_name(name: str) -> Hypernetwork:
-    return load_file(resolve_file(name))
+def is_composition(name: str) -> bool:
+    return str(name).lower().endswith(COMPOSITION_EXTENSION)
 
 
-def choices(with_none: bool = True) -> list[str]:
-    """The names for a file combo: 'none' first (use the connected network), then every file."""
-    return (["none"] if with_none else []) + bridge.hypernetwork_files()
+def load_composition(name: str, path: Path) -> Composition:
+    """Parse the `.hns` file `name` and load its members from the hypernetwork folders.
+
+    A member that resolves to a `.hns` is refused (as in MonkeyPatch): a cycle when it leads back
+    to this file, a nested-composition error otherwise.
+    """
+    spec = read_composition(path, name)
+    available = bridge.hypernetwork_files(bridge.HYPERNETWORK_EXTENSIONS + (COMPOSITION_EXTENSION,))
+
+    def load_member(member: str) -> tuple[str, Hypernetwork]:
+        file = resolve_member(member, available, resolve_file, name)
+        if is_composition(file):
+            raise CompositionError(_composition_reference(name, member, file, available))
+        try:
+            return file, load_file(resolve_file(file))
+        except (ValueError, OSError) as exc:
+            raise CompositionError(f"{name}: member {member!r} ({file}) cannot be loaded: {exc}") from None
+
+    return Composition(name, bind(spec, load_member))
+
+
+def _composition_reference(name: str, member: str, file: str, available: list[str]) -> str:
+    """The error for a member that is itself a `.hns`: a cycle if it leads back to `name`."""
+    if file == name:
+        return f"{name}: member {member!r} is {name} itself, a cycle; name .pt/.safetensors files only"
+    try:
+        for inner in member_names(read_composition(resolve_file(file), file)):
+            if resolve_member(inner, available, resolve_file, file) == name:
+                return (f"{name}: member {member!r} is {file}, which names {name} again: a cycle "
+                        f"({name} -> {file} -> {name}); a .hns can only name .pt/.safetensors files")
+    except (ValueError, OSError):
+        pass
+    return (f"{name}: member {member!r} is the composition {file}; a .hns cannot name another .hns. "
+            f"Copy its group into {name} as a quoted string instead")
+
+
+def load_by_name(name: str) -> Hypernetwork | Composition:
+    """A network file, or a `.hns` composition of network files."""
+    path = resolve_file(name)
+    if is_composition(name):
+        return load_composition(name, path)
+    return load_file(path)
+
+
+def choices(with_none: bool = True, compositions: bool = False) -> list[str]:
+    """The names for a file combo: 'none' first (use the connected network), then every file
+    (`.hns` compositions too where the consumer can apply them)."""
+    extensions = bridge.HYPERNETWORK_EXTENSIONS + ((COMPOSITION_EXTENSION,) if compositions else ())
+    return (["none"] if with_none else []) + bridge.hypernetwork_files(extensions)

@@ -1,7 +1,7 @@
 """The pack's small JSON API for its frontend: metadata of a hypernetwork file.
 
 GET /hypernetwork/info?name=<name as listed in the hypernetworks combo>
-  200 {metadata, warnings}  400 bad or escaping name  404 no such file  422 not a readable hypernetwork.
+  200 {metadata, warnings} (for a `.hns`: {composition, tree, members, warnings})  400 bad or escaping name  404 no such file  422 not a readable hypernetwork.
 GET /hypernetwork/train_layout
   200 {legacy_layouts, nodes}: the Train node's widget layouts of earlier versions and which node
   shows each setting now, from the settings declaration (web/trainLayout.js migrates with it).
@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..hypernet.network.composition import to_json
 from ..hypernet.network.fileio import optim_path
 from ..hypernet.network.health import network_warnings
 from ..hypernet.train.settings import layout_document
@@ -54,6 +55,35 @@ def hypernetwork_info(name: str, path: Path) -> dict[str, Any]:
         "optional_info": config.optional_info,
         "has_optimizer_state": optim_path(path).is_file(),
         "warnings": network_warnings(network),
+        "load_notes": list(network.load_notes),
+    }
+
+
+def composition_info(name: str, path: Path) -> dict[str, Any]:
+    """What the Apply node shows about a `.hns`: the composition and each member's file."""
+    composition = network_files.load_composition(name, path)
+    stat = path.stat()
+    members = []
+    for member in composition.members:
+        network = member.network
+        members.append({
+            "name": member.name, "file": member.file, "strength": member.strength,
+            "network_name": network.name, "step": int(network.step),
+            "widths": [int(w) for w in network.widths],
+            "layer_structure": [float(m) for m in network.config.layer_structure],
+            "activation_func": network.config.activation_func,
+            "warnings": network_warnings(network),
+        })
+    return {
+        "name": name,
+        "format": "hns",
+        "file_size": stat.st_size,
+        "modified": stat.st_mtime,
+        "composition": composition.describe(),
+        "tree": to_json(composition.root),
+        "members": members,
+        "widths": [int(w) for w in composition.widths],
+        "warnings": [f"{m['name']}: {w}" for m in members for w in m["warnings"]],
     }
 
 
@@ -72,7 +102,8 @@ async def info_handler(request: web.Request) -> web.Response:
     except FileNotFoundError:
         return _error(404, f"hypernetwork file {name!r} is not in the hypernetworks folders; refresh the list")
     try:
-        info = await asyncio.get_running_loop().run_in_executor(None, hypernetwork_info, name, path)
+        reader = composition_info if network_files.is_composition(name) else hypernetwork_info
+        info = await asyncio.get_running_loop().run_in_executor(None, reader, name, path)
     except (ValueError, OSError) as exc:
         logger.warning("hypernetwork info for %r: %s", name, exc)
         return _error(422, f"{name!r} is not a readable hypernetwork file: {exc}")

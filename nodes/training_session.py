@@ -24,6 +24,7 @@ from ..hypernet.train.config import TrainConfig
 from ..hypernet.train.latent_store import LatentStore, item_key
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
+from ..hypernet.train.schedule import parse_schedule
 from ..hypernet.train.templates import parse_template
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
 from ..hypernet.train.validation import ValidationSet, split_items
@@ -161,6 +162,7 @@ class TrainingSession:
         total = max(1, config.steps - self.network.step)
         self._progress = bridge.Progress(total)
         self._set_base_model()
+        self.notes.extend(ignored_schedule_notes(config))
         self.latent_store = LatentStore(bridge.latent_cache_folder()) if config.latent_disk_cache else None
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset, store=self.latent_store,
                                                      composite_alpha=not config.alpha_loss_weight),
@@ -189,8 +191,14 @@ class TrainingSession:
         return SessionResult(result, self.previews, report)
 
     def _set_base_model(self) -> None:
-        """A1111 stamps every saved file with the checkpoint trained on; unknown -> None, and said so."""
+        """A1111 stamps every saved file with the checkpoint trained on; when this run's cannot be
+        traced, a record the file already has is kept (never erased), and the report says so."""
         base = bridge.base_model_of_input(*self.graph, "model")
+        kept = self.network.sd_checkpoint, self.network.sd_checkpoint_name
+        if not base.known and any(kept):
+            self.notes.append(f"base model of this run unknown ({base.why}); sd_checkpoint / sd_checkpoint_name "
+                              f"keep the file's record: {kept[1] or '?'} [{kept[0] or '?'}]")
+            return
         self.network.sd_checkpoint, self.network.sd_checkpoint_name = base.shorthash, base.name
         self.notes.append(base.report_line())
 
@@ -293,7 +301,16 @@ class TrainingSession:
         return lines
 
 
-_REPORTED_EVENTS = ("rollback", "optimizer_reset")
+def ignored_schedule_notes(config) -> list[str]:
+    """Report lines for schedule items past `steps` (the user sees the report, not the log)."""
+    texts = [("learning_rate", config.learning_rate)]
+    if config.clip_grad_mode != "none":
+        texts.append(("clip_grad_value", config.clip_grad_value))
+    notes = [parse_schedule(text, config.steps, field).ignored_note for field, text in texts]
+    return [note for note in notes if note]
+
+
+_REPORTED_EVENTS = ("rollback", "optimizer_reset", "optimizer_settings")
 
 
 def event_lines(events: list[dict], limit: int = 10) -> list[str]:

@@ -61,7 +61,8 @@ def parse_axes(x_type: str, x_values: str, y_type: str, y_values: str, base: Bas
     """Both axes parsed and validated against the host's sampler/scheduler/file lists."""
     context = AxisContext(
         samplers=bridge.sampler_names(), schedulers=bridge.scheduler_names(), prompt=base.positive,
-        negative_prompt=base.negative, hypernetwork_files=bridge.hypernetwork_files(), step_lookup=store.step)
+        negative_prompt=base.negative, hypernetwork_files=network_files.choices(with_none=False, compositions=True),
+        step_lookup=store.step)
     x = parse_axis(x_type, x_values, context, name="X")
     y = parse_axis(y_type, y_values, context, name="Y")
     return mark_best_checkpoint(x, store.val_loss), mark_best_checkpoint(y, store.val_loss)

@@ -21,8 +21,20 @@ function size(bytes) {
 	return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
 }
 
+/** The lines shown for a .hns composition: the whole, then one line per member. */
+export function compositionLines(info) {
+	const lines = [`composition: ${info.composition}`, `${info.members.length} members · widths ${info.widths.join(", ")}`];
+	for (const member of info.members) {
+		const strength = member.strength === 1 ? "" : ` @ ${member.strength}`;
+		lines.push(`· ${member.name}${strength} = ${member.file} · step ${member.step} · layers ${member.layer_structure.join(", ")}`);
+	}
+	for (const warning of info.warnings || []) lines.push(`WARNING: ${warning}`);
+	return lines;
+}
+
 /** The lines shown for a /hypernetwork/info answer. */
 export function infoLines(info) {
+	if (info.format === "hns") return compositionLines(info);
 	const lines = [
 		`${info.network_name} · step ${info.step} · ${size(info.file_size)}`,
 		`layers ${info.layer_structure.join(", ")} · ${info.activation_func}`,
@@ -33,6 +45,7 @@ export function infoLines(info) {
 	];
 	if (info.has_optimizer_state) lines.push("optimizer state (.optim) saved");
 	if (info.optional_info) lines.push(`note: ${info.optional_info}`);
+	for (const note of info.load_notes || []) lines.push(`read as A1111 does: ${note}`);
 	for (const warning of info.warnings || []) lines.push(`WARNING: ${warning}`);
 	return lines;
 }

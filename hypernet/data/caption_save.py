@@ -8,6 +8,7 @@ is written through a temp file and a rename. Saves of one folder are serialised 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -16,12 +17,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..util.atomic import atomic_write_text
-from ..util.atomic_batch import write_many
+from ..util.atomic import atomic_write_bytes, atomic_write_text
+from ..util.atomic_batch import discard_staged, stage_many, write_many
 from ..util.paths import is_within
 from .captions_io import decode_caption_bytes
-from .images import SUPPORTED_EXTENSIONS
-from .index import caption_name, content_hash, resolve_image
+from .caption_ext import validate_caption_extension
+from .index import caption_name, content_hash, is_image_name, resolve_image
+from .restore_point import MAX_POINT_BYTES, parse_restore_point
 from .sidecar import SIDECAR_NAME, ConflictError, Edits, read_raw, write_edits
 
 RESTORE_FOLDER = ".hypernetwork_restore"
@@ -50,7 +52,9 @@ class CaptionChange:
                 not isinstance(data.get("text"), str):
             raise ValueError("captions: each entry needs 'name' (image name) and 'text' (the caption)")
         base = data.get("base")
-        return cls(data["name"], data["text"], None if base is None else str(base))
+        if base is not None and not isinstance(base, str):
+            raise ValueError(f"captions: 'base' of {data['name']!r} must be the version from the listing or null")
+        return cls(data["name"], data["text"], base)
 
 
 @dataclass
@@ -88,11 +92,16 @@ def _caption_path(root: str, name: str, caption_extension: str,
     names in subfolders and symlinks get resolve_image's full check."""
     entry = listing.get(name) if listing is not None else None
     if entry is None or entry.is_symlink() or not entry.is_file(follow_symlinks=False) or \
-            os.path.splitext(name)[1].lower() not in SUPPORTED_EXTENSIONS:
+            not is_image_name(name):
         image = resolve_image(root, name)
     else:
         image = entry.path
-    return os.path.join(os.path.dirname(image), os.path.basename(caption_name(name, caption_extension)))
+    caption = os.path.join(os.path.dirname(image), os.path.basename(caption_name(name, caption_extension)))
+    if is_image_name(os.path.basename(caption)) or os.path.normcase(caption) == os.path.normcase(image):
+        # Never reached with a validated extension; a second lock on the door all the same.
+        raise ValueError(f"the caption file of {name!r} would be an image ({os.path.basename(caption)}); "
+                         "the editor never writes or deletes images")
+    return caption
 
 
 def _root_listing(root: str, count: int) -> dict[str, os.DirEntry] | None:
@@ -127,6 +136,7 @@ def save(root: str, changes: list[CaptionChange], caption_extension: str = ".txt
     editor loaded it, unless `force`. An empty text for an image without a caption file creates
     no file; an existing caption is never deleted (it is emptied).
     """
+    validate_caption_extension(caption_extension)
     with folder_lock(root):
         listing = _root_listing(root, len(changes))
         paths = {c.name: _caption_path(root, c.name, caption_extension, listing) for c in changes}
@@ -174,14 +184,15 @@ def list_restore_points(root: str) -> list[dict[str, Any]]:
     for name in names:
         if not name.endswith(".json") or name.startswith("."):
             continue
+        point_id = name[:-len(".json")]
         try:
             with open(os.path.join(folder, name), "rb") as fh:
-                data = json.loads(fh.read().decode("utf-8"))
-            points.append({"id": data["id"], "created": float(data["created"]), "label": str(data.get("label", "")),
-                           "captions": len(data.get("captions", {})),
-                           "edits": data.get("edits", False) is not False})
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+                raw = fh.read(MAX_POINT_BYTES + 1)
+            point = parse_restore_point(raw, point_id, name)
+            points.append({"id": point_id, "created": point.created, "label": point.label,
+                           "captions": len(point.captions), "edits": point.edits is not False})
+        except (OSError, ValueError, RecursionError):
+            continue  # not a restore point the editor wrote (or one edited since): not offered
     return sorted(points, key=lambda p: (p["created"], p["id"]), reverse=True)
 
 
@@ -196,38 +207,63 @@ def _point_file(root: str, point_id: str) -> str:
 
 def restore(root: str, point_id: str) -> SaveResult:
     """Put back what the save `point_id` replaced. The current state first becomes a new restore
-    point, so a restore can itself be undone. Captions that did not exist are emptied (not deleted
-    unless the pack created them in that save, i.e. they had no file before)."""
-    with open(_point_file(root, point_id), "rb") as fh:
-        data = json.loads(fh.read().decode("utf-8"))
-    ext = str(data.get("caption_extension", ".txt"))
-    captions: dict[str, str | None] = data.get("captions", {})
+    point, so a restore can itself be undone. A caption that had no file before that save is
+    deleted (the save created it). The restore point is validated as a whole first, and the
+    restore is all-or-nothing: every new file is staged before the first one replaces anything."""
+    path = _point_file(root, point_id)
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_POINT_BYTES + 1)
+    point = parse_restore_point(raw, point_id, f"restore point {point_id}")
     with folder_lock(root):
-        paths = {name: _caption_path(root, name, ext) for name in captions}
+        paths = {name: _caption_path(root, name, point.caption_extension) for name in point.captions}
         now = {name: _read(root, path) for name, path in paths.items()}
-        has_edits = data.get("edits", False) is not False
+        has_edits = point.edits is not False
         edits_raw = read_raw(root) if has_edits else None
-        result = SaveResult()
-        result.restore_point = _write_restore_point(
+        sidecar = os.path.join(root, SIDECAR_NAME)
+        writes = [(paths[name], text.encode("utf-8")) for name, text in point.captions.items() if text is not None]
+        deletes = [paths[name] for name, text in point.captions.items() if text is None and now[name] is not None]
+        if has_edits and point.edits is not None:
+            writes.append((sidecar, point.edits.encode("utf-8")))
+        elif has_edits and edits_raw is not None:
+            deletes.append(sidecar)
+        before = {paths[name]: now[name] for name in point.captions}
+        before[sidecar] = edits_raw
+        undo_point = _write_restore_point(
             root, f"before restoring {point_id}",
             {n: (None if raw is None else decode_caption_bytes(raw).text) for n, raw in now.items()},
-            edits_raw, has_edits, ext)
-        for name, text in captions.items():
-            if text is None:
-                if now[name] is not None:
-                    os.unlink(paths[name])  # the save being undone created this caption file
-                result.versions[name] = None
-            else:
-                atomic_write_text(paths[name], text)
-                result.versions[name] = content_hash(text.encode("utf-8"))
+            edits_raw, has_edits, point.caption_extension)
+        try:
+            _commit(stage_many(writes), deletes, before)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(root, RESTORE_FOLDER, undo_point + ".json"))
+            raise
+        result = SaveResult(restore_point=undo_point)
+        for name, text in point.captions.items():
             result.written.append(name)
+            result.versions[name] = None if text is None else content_hash(text.encode("utf-8"))
         if has_edits:
-            target = os.path.join(root, SIDECAR_NAME)
-            if data["edits"] is None:
-                if edits_raw is not None:
-                    os.unlink(target)
-            else:
-                atomic_write_text(target, data["edits"])
-            raw = read_raw(root)
-            result.edits_version = content_hash(raw)
+            result.edits_version = content_hash(read_raw(root))
         return result
+
+
+def _commit(staged: list[tuple[str, str]], deletes: list[str], before: dict[str, bytes | None]) -> None:
+    """Rename the staged files into place and delete `deletes`; if any step fails, put back what
+    was already changed (from `before`, the files' bytes before the restore) and re-raise."""
+    done: list[str] = []
+    try:
+        for tmp, target in staged:
+            os.replace(tmp, target)
+            done.append(target)
+        for target in deletes:
+            os.unlink(target)
+            done.append(target)
+    except BaseException:
+        discard_staged(staged)
+        for target in done:
+            with contextlib.suppress(OSError):
+                if before.get(target) is None:
+                    os.unlink(target)
+                else:
+                    atomic_write_bytes(target, before[target])
+        raise

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..util.caption_tags import join_tags, split_tags
+from .regex_budget import full_matches
 
 OPS = ("add", "remove", "replace", "dedupe", "sort")
 POSITIONS = ("front", "back")
@@ -70,6 +71,8 @@ class EditOp:
     def __post_init__(self) -> None:
         if self.kind not in OPS:
             raise ValueError(f"op: {self.kind!r} is not an edit; use one of {', '.join(OPS)}")
+        if len(self.tag) > MAX_TEXT or len(self.new) > MAX_TEXT:
+            raise ValueError(f"op: 'tag' and 'new' are limited to {MAX_TEXT} characters")
         if self.kind == "add":
             _normalise_new_tags(self.tag, "tag")
             if self.position not in POSITIONS:
@@ -78,32 +81,66 @@ class EditOp:
             if not (self.tag or "").strip():
                 raise ValueError(f"tag: give the tag to {self.kind}")
             if self.regex:
-                try:
-                    re.compile(self.tag)
-                except re.error as exc:
-                    raise ValueError(f"tag: {self.tag!r} is not a valid regular expression ({exc})") from None
+                _check_regex(self.tag, self.new if self.kind == "replace" else None)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EditOp":
         if not isinstance(data, Mapping):
             raise ValueError("op: expected an object like {\"kind\": \"replace\", \"tag\": \"a\", \"new\": \"b\"}")
-        return cls(kind=str(data.get("kind", "")), tag=str(data.get("tag", "") or ""),
-                   new=str(data.get("new", "") or ""), position=str(data.get("position", "back") or "back"),
-                   regex=bool(data.get("regex", False)))
+        regex = data.get("regex", False)
+        if regex is not None and not isinstance(regex, bool):
+            raise ValueError(f"op.regex: expected true or false, got {regex!r}")
+        return cls(kind=_text(data, "kind", ""), tag=_text(data, "tag", ""), new=_text(data, "new", ""),
+                   position=_text(data, "position", "back") or "back", regex=bool(regex))
 
-    def matcher(self):
-        """A predicate on tag names for remove/replace."""
+    def matcher(self, table: Mapping[str, str] | None = None):
+        """A predicate on tag names for remove/replace (`table`: see `regex_table`)."""
         if self.regex:
+            if table is not None:
+                return table.__contains__
             pattern = re.compile(self.tag)
             return lambda name: pattern.fullmatch(name) is not None
         wanted = tag_name(self.tag.strip())
         return lambda name: name == wanted
 
 
-def _replace_one(tag: str, op: EditOp, pattern: re.Pattern[str] | None) -> list[str]:
+MAX_TEXT = 1000
+
+
+def _text(data: Mapping[str, Any], key: str, default: str) -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"op.{key}: expected text, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_regex(pattern_text: str, replacement: str | None) -> None:
+    """ValueError naming the field when the pattern (or the replacement's group references) is bad."""
+    try:
+        pattern = re.compile(pattern_text)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise ValueError(f"tag: {pattern_text!r} is not a valid regular expression ({exc})") from None
+    if replacement is not None:
+        try:
+            pattern.sub(replacement, "")  # parses the template: \3, a trailing \, \g<x> fail here
+        except (re.error, IndexError, OverflowError, RecursionError) as exc:
+            raise ValueError(f"new: {replacement!r} is not a valid replacement for {pattern_text!r} ({exc}); "
+                             "write \\1 for the first group, \\\\ for a backslash") from None
+
+
+def regex_table(captions: Iterable[str], op: EditOp) -> dict[str, str]:
+    """For a regex op: {tag name: replaced name} of every tag name in `captions` the pattern
+    matches, computed with a time budget (see regex_budget)."""
+    names = {tag_name(t) for caption in captions for t in split_tags(caption)}
+    return full_matches(op.tag, op.new, names)
+
+
+def _replace_one(tag: str, op: EditOp, table: Mapping[str, str] | None) -> list[str]:
     prefix, name, suffix = _parts(tag)
-    if pattern is not None:
-        new_name = pattern.sub(op.new, name) if pattern.fullmatch(name) else name
+    if op.regex:
+        new_name = table[name] if table is not None else re.sub(op.tag, op.new, name)
     else:
         new_name = op.new.strip()
     new_tags = split_tags(new_name)
@@ -114,21 +151,21 @@ def _replace_one(tag: str, op: EditOp, pattern: re.Pattern[str] | None) -> list[
     return new_tags
 
 
-def apply_op(tags: list[str], op: EditOp) -> list[str]:
-    """The tags after `op` (a new list; `tags` is not changed)."""
+def apply_op(tags: list[str], op: EditOp, table: Mapping[str, str] | None = None) -> list[str]:
+    """The tags after `op` (a new list; `tags` is not changed). `table`: a regex op's matches
+    from `regex_table` (without it the regex runs here, unbounded)."""
     if op.kind == "add":
         present = {tag_name(t) for t in tags}
         new = [t for t in split_tags(op.tag) if tag_name(t) not in present]
         return new + list(tags) if op.position == "front" else list(tags) + new
     if op.kind == "remove":
-        match = op.matcher()
+        match = op.matcher(table)
         return [t for t in tags if not match(tag_name(t))]
     if op.kind == "replace":
-        match = op.matcher()
-        pattern = re.compile(op.tag) if op.regex else None
+        match = op.matcher(table)
         out: list[str] = []
         for tag in tags:
-            out.extend(_replace_one(tag, op, pattern) if match(tag_name(tag)) else [tag])
+            out.extend(_replace_one(tag, op, table) if match(tag_name(tag)) else [tag])
         return dedupe(out) if out != tags else out
     if op.kind == "dedupe":
         return dedupe(tags)
@@ -147,18 +184,20 @@ def dedupe(tags: Iterable[str]) -> list[str]:
     return out
 
 
-def edit_caption(caption: str, op: EditOp) -> str:
+def edit_caption(caption: str, op: EditOp, table: Mapping[str, str] | None = None) -> str:
     """The caption after `op`; unchanged text is returned as it was (not re-joined)."""
     tags = split_tags(caption)
-    new = apply_op(tags, op)
+    new = apply_op(tags, op, table)
     return caption if new == tags else join_tags(new)
 
 
 def plan_bulk(captions: Mapping[str, str], op: EditOp) -> dict[str, str]:
-    """{name: new caption} for the captions `op` changes (a dry run: nothing is written)."""
+    """{name: new caption} for the captions `op` changes (a dry run: nothing is written). A regex
+    op is matched with a time budget (RegexTooSlow when it runs too long)."""
+    table = regex_table(captions.values(), op) if op.regex and op.kind in ("remove", "replace") else None
     changed: dict[str, str] = {}
     for name, caption in captions.items():
-        new = edit_caption(caption, op)
+        new = edit_caption(caption, op, table)
         if new != caption:
             changed[name] = new
     return changed

@@ -20,6 +20,7 @@ from .images import SUPPORTED_EXTENSIONS
 
 MATCH_MODES = ("all", "any")
 MAX_PAGE = 10_000
+MAX_FILTER_TAGS = 10_000
 
 
 def content_hash(raw: bytes | None) -> str | None:
@@ -78,15 +79,40 @@ class ScanCache:
         return value[1], value[2], value[3]
 
 
+def is_image_name(name: str) -> bool:
+    """Whether a file name is one the listing shows as an image (not hidden, a supported extension)."""
+    stem, dot, ext = name.rpartition(".")
+    return bool(dot) and not name.startswith(".") and "." + ext.lower() in SUPPORTED_EXTENSIONS
+
+
+def unaddressable_reason(name: str) -> str | None:
+    """Why the routes cannot name this image (a request could never send its name back), or None."""
+    if "\\" in name:
+        return "its name contains a backslash, which the editor's routes do not accept in names; rename it"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8; rename it"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "its name contains control characters; rename it"
+    return None
+
+
+def printable_name(name: str) -> str:
+    """A name safe to show in JSON: bytes that are not UTF-8 become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def caption_name(image_name: str, caption_extension: str) -> str:
     """The caption file's relative name for an image's relative name."""
     return os.path.splitext(image_name)[0] + caption_extension
 
 
 def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = False,
-                cache: ScanCache | None = None) -> list[Entry]:
+                cache: ScanCache | None = None, skipped: list[tuple[str, str]] | None = None) -> list[Entry]:
     """Every image under `root` (sorted; hidden files and symlinked folders skipped). Captions are
-    read through `cache` (a fresh one when None: every caption is read)."""
+    read through `cache` (a fresh one when None: every caption is read). Images whose names a
+    request could not address are left out and added to `skipped` as (printable name, reason)."""
     cache = ScanCache() if cache is None else cache
     entries: list[Entry] = []
     for folder, _, listing in walk_sorted(root, None if recursive else 0):
@@ -102,6 +128,11 @@ def scan_folder(root: str, caption_extension: str = ".txt", recursive: bool = Fa
             name = entry.name
             stem, dot, ext = name.rpartition(".")
             if not dot or name[0] == "." or "." + ext.lower() not in SUPPORTED_EXTENSIONS or is_real_dir(entry):
+                continue
+            reason = unaddressable_reason(prefix + name)
+            if reason is not None:
+                if skipped is not None:
+                    skipped.append((printable_name(prefix + name), reason))
                 continue
             caption_file = stem + caption_extension
             cached = cache.read(folder_prefix + caption_file) if caption_file in names else None
@@ -136,14 +167,27 @@ class Filter:
             value = data.get(key) or []
             if isinstance(value, str):
                 value = [value]
-            if not isinstance(value, list):
-                raise ValueError(f"filter.{key}: expected a list of tags")
-            return tuple(tag_name(str(v).strip()) for v in value if str(v).strip())
+            if not isinstance(value, list) or len(value) > MAX_FILTER_TAGS or \
+                    not all(isinstance(v, str) for v in value):
+                raise ValueError(f"filter.{key}: expected a list of tags (text, at most {MAX_FILTER_TAGS})")
+            return tuple(tag_name(v.strip()) for v in value if v.strip())
 
-        excluded = data.get("excluded")
-        return cls(tags("include"), tags("exclude"), str(data.get("mode", "all") or "all"),
-                   str(data.get("text", "") or ""), bool(data.get("uncaptioned", False)),
-                   None if excluded is None else bool(excluded))
+        def text(key: str, default: str) -> str:
+            value = data.get(key)
+            if value is None:
+                return default
+            if not isinstance(value, str):
+                raise ValueError(f"filter.{key}: expected text, got {type(value).__name__} {value!r}")
+            return value or default
+
+        def flag(key: str) -> bool | None:
+            value = data.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"filter.{key}: expected true, false or null, got {value!r}")
+            return value
+
+        return cls(tags("include"), tags("exclude"), text("mode", "all"), text("text", ""),
+                   bool(flag("uncaptioned")), flag("excluded"))
 
     @property
     def is_empty(self) -> bool:
@@ -222,7 +266,7 @@ def resolve_image(root: str, name: str, known: Iterable[str] | None = None) -> s
     `name` is metadata from a request: it must be a relative '/' path without '..', NUL or
     backslashes, name a supported image, and stay inside `root` after symlinks are resolved.
     """
-    if not isinstance(name, str) or not name or "\x00" in name or "\\" in name:
+    if not isinstance(name, str) or not name or unaddressable_reason(name) is not None:
         raise ValueError(f"name {name!r}: give an image name from the listing")
     parts = name.split("/")
     if name.startswith("/") or any(p in ("", ".", "..") for p in parts):

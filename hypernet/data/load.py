@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..util.paths import is_within
+from .caption_ext import validate_caption_extension
 from .captions_io import caption_from_filename, compile_word_regex, read_caption_file
 from .dataset import Dataset, DatasetItem
 from .folder_walk import is_real_dir, walk_sorted
@@ -74,12 +75,7 @@ def _validate(directory: str, caption_extension: str, on_bad_file: str, missing_
     if not os.path.isdir(directory):
         raise ValueError(f"dataset directory {directory} is a file, not a folder; "
                          "give the folder that holds the images")
-    if not caption_extension.startswith(".") or len(caption_extension) < 2 or any(
-            c in caption_extension for c in "/\\"):
-        raise ValueError(f"caption_extension {caption_extension!r} must look like '.txt' "
-                         "(a dot followed by the extension)")
-    if caption_extension.lower() in SUPPORTED_EXTENSIONS:
-        raise ValueError(f"caption_extension {caption_extension!r} is an image extension; use e.g. '.txt'")
+    validate_caption_extension(caption_extension)
     if on_bad_file not in ON_BAD_FILE:
         raise ValueError(f"on_bad_file={on_bad_file!r} is not valid; use 'skip' "
                          "('skip and report') or 'fail'")

@@ -21,6 +21,9 @@ FORMAT = "hn_dataset_edits"
 VERSION = 1
 
 Box = tuple[float, float, float, float]
+#: The smallest crop side, as a fraction of the image (the route also asks for MIN_CROP_PIXELS).
+MIN_CROP_FRACTION = 0.01
+MIN_CROP_PIXELS = 16
 
 
 class ConflictError(Exception):
@@ -33,16 +36,21 @@ class ConflictError(Exception):
 
 def validate_box(box: Any, field_name: str = "box") -> Box:
     """A crop box (left, top, right, bottom) in fractions 0..1 of the image, non-empty."""
+    if not isinstance(box, (list, tuple)) or len(box) != 4 or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+        raise ValueError(f"{field_name}: expected [left, top, right, bottom], 4 numbers (fractions of the "
+                         f"image), got {box!r}"[:300])
     try:
         values = tuple(float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field_name}: expected [left, top, right, bottom] fractions, got {box!r}") from None
-    if len(values) != 4:
-        raise ValueError(f"{field_name}: expected 4 numbers, got {len(values)}")
+    except OverflowError:
+        raise ValueError(f"{field_name}: the numbers must be fractions between 0 and 1") from None
     left, top, right, bottom = values
     if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
         raise ValueError(f"{field_name}: {list(values)} must satisfy 0 <= left < right <= 1 and "
                          "0 <= top < bottom <= 1 (fractions of the image)")
+    if right - left < MIN_CROP_FRACTION or bottom - top < MIN_CROP_FRACTION:
+        raise ValueError(f"{field_name}: {list(values)} keeps less than {MIN_CROP_FRACTION:.0%} of the image's "
+                         "width or height; draw a larger box")
     return values  # type: ignore[return-value]
 
 

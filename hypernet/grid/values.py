@@ -32,7 +32,7 @@ DEFAULT_MAX_MEGAPIXELS = 200.0  # A1111's img_max_size_mp default
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF  # ComfyUI's seed range
 _LARGEST_INT = 2**70  # beyond every axis's range; keeps range arithmetic within floats
 RANDOM_SEED_MAX = 0xFFFF_FFFF  # random seeds drawn like A1111 (32-bit)
-HYPERNETWORK_EXTENSIONS = (".pt", ".safetensors")
+HYPERNETWORK_EXTENSIONS = (".pt", ".safetensors", ".hns")  # .hns: MonkeyPatch compositions
 
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RANGE_RE = re.compile(

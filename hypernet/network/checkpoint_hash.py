@@ -4,6 +4,8 @@ A1111 writes `sd_checkpoint` = the first 10 hex digits of the checkpoint file's 
 (`checkpoint.shorthash`) and `sd_checkpoint_name` = the file name without its extension
 (`checkpoint.model_name`). Hashing a 7 GB file takes a while, so hashes are cached in a JSON
 file keyed by the resolved path, its size and its modification time (a changed file is re-hashed).
+The cache is a file anyone can edit: an entry whose digest is not 64 lower-case hex digits is
+ignored and the file hashed again.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +23,7 @@ from ..util.atomic import atomic_write_text
 logger = logging.getLogger(__name__)
 
 SHORT_HASH_LENGTH = 10
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 CACHE_VERSION = 1
 
@@ -53,6 +57,11 @@ def sha256_file(path: Path, should_stop: Callable[[], bool] | None = None) -> st
     return digest.hexdigest()
 
 
+def is_sha256_hex(value: object) -> bool:
+    """Whether `value` is a sha256 hex digest (what the cache may hand out as `sd_checkpoint`)."""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
 class HashCache:
     """sha256 of files, remembered in `cache_file` by path + size + mtime (written atomically)."""
 
@@ -78,7 +87,7 @@ class HashCache:
         files = self._load()
         entry = files.get(key)
         if (isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns
-                and isinstance(entry.get("sha256"), str)):
+                and is_sha256_hex(entry.get("sha256"))):
             return entry["sha256"]
         digest = sha256_file(path, should_stop)
         files = self._load()  # another run may have added entries meanwhile

@@ -179,15 +179,14 @@ def hypernetwork_from_a1111_dict(data: Any, source: str) -> Hypernetwork:
     activate_output = _meta_bool(data, "activate_output", True, source)
     last_layer_dropout = _meta_bool(data, "last_layer_dropout", False, source)
     dropout = _meta_number_list(data, "dropout_structure", None, source)
+    notes: list[str] = []
+    if dropout is not None and isinstance(layer_structure, list):
+        dropout = _dropout_as_a1111_uses_it(list(dropout), layer_structure, notes)
     use_dropout = True if dropout is not None and any(dropout) else _meta_bool(data, "use_dropout", False, source)
     if dropout is None:
         dropout = derive_dropout_structure(layer_structure, use_dropout, last_layer_dropout)
-    elif len(dropout) == len(layer_structure) and (dropout[0] != 0 or dropout[-1] != 0):
-        # index 0 is never used; a last entry would drop the output (legal in A1111, not here)
-        logger.warning(
-            "%s: dropout_structure %s has a non-zero first/last entry; using 0 there", source, dropout
-        )
-        dropout = [0.0] + list(dropout[1:-1]) + [0.0]
+    for note in notes:
+        logger.warning("%s: %s", source, note)
 
     weight_init = data.get("weight_initialization") or "Normal"
     if not isinstance(weight_init, str) or weight_init.strip().lower() not in {
@@ -249,7 +248,7 @@ def hypernetwork_from_a1111_dict(data: Any, source: str) -> Hypernetwork:
         raise ValueError(f"{source}: invalid metadata: {exc}") from None
     try:
         extra_ok = _plain_extra(extra, source)
-        return Hypernetwork.from_layer_states(
+        network = Hypernetwork.from_layer_states(
             config, states, step=step,
             sd_checkpoint=_meta_text(data, "sd_checkpoint", source),
             sd_checkpoint_name=_meta_text(data, "sd_checkpoint_name", source),
@@ -257,6 +256,29 @@ def hypernetwork_from_a1111_dict(data: Any, source: str) -> Hypernetwork:
         )
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
+    network.load_notes = tuple(notes)
+    return network
+
+
+def _dropout_as_a1111_uses_it(dropout: list, layer_structure: list, notes: list[str]) -> list:
+    """The entries of `dropout_structure` A1111 builds layers from, with a note per change.
+
+    A1111 reads entry i+1 after linear i, so only the first len(layer_structure) entries count
+    (its create tab never checked the length: `1, 2, 1` with `0, 0.1, 0, 0` loads there); entry 0
+    is never used; a non-zero last entry adds a Dropout after the output layer, which does nothing
+    at inference (same images) and is left out here.
+    """
+    n = len(layer_structure)
+    if len(dropout) > n:
+        notes.append(f"dropout_structure {dropout} is longer than layer_structure {layer_structure}; as in "
+                     f"A1111, only its first {n} entries are used, {dropout[n:]} ignored")
+        dropout = dropout[:n]
+    if len(dropout) == n and n >= 2 and (dropout[0] != 0 or dropout[-1] != 0):
+        notes.append(f"dropout_structure {dropout}: the non-zero first/last entry is not used here (the first "
+                     f"never is; the last is dropout after the output layer, off at inference, so images "
+                     f"are unchanged), so 0 there")
+        dropout = [0.0] + list(dropout[1:-1]) + [0.0]
+    return dropout
 
 
 def _plain_extra(extra: dict[str, Any], source: str) -> dict[str, Any]:

@@ -212,8 +212,11 @@ class Hypernetwork:
     """A config plus one (K, V) module pair per attention width, and the file metadata.
 
     Built in eval mode; call `train()` for training (enables dropout) and `eval()` after.
-    Weights always stay float32; `to()` moves devices only.
+    Weights always stay float32; `to()` moves devices only. `load_notes`: what the loader read
+    differently from the file (e.g. ignored dropout entries), for the info box; never saved.
     """
+
+    load_notes: tuple[str, ...] = ()
 
     @_normal_tensors
     def __init__(
@@ -368,11 +371,15 @@ class Hypernetwork:
             "last_layer_dropout": bool(cfg.last_layer_dropout),
             "optional_info": cfg.optional_info or None,
             "step": int(self.step),
-            "sd_checkpoint": self.sd_checkpoint,
-            "sd_checkpoint_name": self.sd_checkpoint_name,
+            "sd_checkpoint": _text_or_none(self.sd_checkpoint),  # A1111 writes str (or None before training)
+            "sd_checkpoint_name": _text_or_none(self.sd_checkpoint_name),
         })
         out.update(check_extra_metadata(self.extra))
         return out
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def check_state_dict(

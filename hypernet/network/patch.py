@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import torch
 
+from .composition import Composition
 from .module import Hypernetwork
 
 
@@ -35,15 +36,20 @@ class HypernetworkPatch:
         checked = []
         for entry in entries:
             network, strength = entry
-            if not isinstance(network, Hypernetwork):
-                raise ValueError(f"HypernetworkPatch: expected a Hypernetwork, got {type(network).__name__}")
+            if not isinstance(network, (Hypernetwork, Composition)):
+                raise ValueError(f"HypernetworkPatch: expected a Hypernetwork or Composition, "
+                                 f"got {type(network).__name__}")
             checked.append((network, _check_strength(strength)))
         self.entries: tuple[tuple[Hypernetwork, float], ...] = tuple(checked)
         self._memo: dict[tuple[int, int], tuple[torch.Tensor, tuple, torch.Tensor]] = {}
 
     @property
     def networks(self) -> tuple[Hypernetwork, ...]:
-        return tuple(n for n, _ in self.entries)
+        """Every network applied (the members of a composition included)."""
+        out: list[Hypernetwork] = []
+        for network, _ in self.entries:
+            out.extend(network.networks if isinstance(network, Composition) else (network,))
+        return tuple(out)
 
     @property
     def widths(self) -> frozenset[int]:
@@ -55,6 +61,9 @@ class HypernetworkPatch:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         for index, (network, strength) in enumerate(self.entries):
             if strength == 0.0:
+                continue
+            if isinstance(network, Composition):
+                k, v = self._run_composition(index, network, q, k, v, strength)
                 continue
             k_pair = network.pair(k.shape[-1])
             v_pair = network.pair(v.shape[-1])
@@ -95,6 +104,22 @@ class HypernetworkPatch:
         self._memo[key] = (x, state, out)
         return out
 
+    def _run_composition(self, entry: int, composition: Composition, q: torch.Tensor, k: torch.Tensor,
+                         v: torch.Tensor, strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """`composition(k, v, strength)`, reused for the same cross-attention inputs (as `_run`)."""
+        if composition.networks and composition.networks[0].device != k.device:
+            composition.to(k.device)
+        if k is q or composition.training or torch.is_grad_enabled():
+            return composition(k, v, strength)
+        key = (entry, 2, k.shape[-1], v.shape[-1])
+        weights_version = sum(p._version for p in composition.parameters())
+        cached = self._memo.get(key)
+        if cached is not None and cached[0] is k and cached[1][0] is v and cached[1][1] == weights_version:
+            return cached[2]
+        out = composition(k, v, strength)
+        self._memo[key] = (k, (v, weights_version), out)
+        return out
+
     def to(self, *args: Any, **kwargs: Any) -> "HypernetworkPatch":
         """Accepts `.to(device)`, `.to(dtype)`, `.to(device, dtype)`, keywords too; returns self."""
         device = kwargs.get("device")
@@ -117,7 +142,7 @@ class HypernetworkPatch:
         return self
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{n.name}:{s:g}" for n, s in self.entries)
+        inner = ", ".join(f"{n.name}:{s:g}" for n, s in self.entries)  # a composition by its file name
         return f"HypernetworkPatch([{inner}])"
 
 

@@ -2,26 +2,32 @@
 
 A folder that already holds visible files is never mixed into: "refuse" raises, "new_subfolder"
 writes into a fresh `run-NNNN` subfolder, "overwrite" first deletes the files a previous
-Preprocess run listed in its manifest (nothing else: a file that merely looks like an output
-stays, and the report lists what was kept). Outputs never replace a file they did not write.
+Preprocess run recorded in its manifest with their content hash, when name and hash both still
+match (nothing else: a file that merely looks like an output, a file changed since, or a name a
+tampered manifest lists stays, and the report lists what was kept). Outputs never replace a file
+they did not write.
 Sources are never inside the folder that gets written or cleaned.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
-from ..util.atomic import TargetExistsError, atomic_write_text, atomic_write_with, require_writable_folder
+from ..util.atomic import TargetExistsError, atomic_write_bytes, atomic_write_text, require_writable_folder
 from ..util.names import safe_name
 from ..util.paths import is_within
 
 MANIFEST_NAME = ".hn_preprocess.json"
 PNG_COMPRESS_LEVEL = 4  # ~3x faster than zlib level 6 for ~10 % larger files
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_STEM_BYTES = 160  # + the 'NNNNN-S-' prefix stays within names.MAX_NAME_BYTES
 
 
@@ -46,14 +52,36 @@ def _visible_entries(folder: str) -> list[str]:
         return sorted(e.name for e in it if not e.name.startswith("."))
 
 
-def _manifest_files(folder: str) -> set[str]:
+def _manifest_hashes(folder: str) -> dict[str, str]:
+    """{file name: sha256} the previous run recorded (names without separators only)."""
     path = os.path.join(folder, MANIFEST_NAME)
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-        return {str(n) for n in data.get("files", []) if "/" not in str(n) and "\\" not in str(n)}
-    except (OSError, ValueError, AttributeError):
-        return set()
+    except (OSError, ValueError, RecursionError):
+        return {}
+    hashes = data.get("sha256") if isinstance(data, dict) else None
+    if not isinstance(hashes, dict):
+        return {}
+    return {name: digest for name, digest in hashes.items()
+            if isinstance(digest, str) and _HEX64.fullmatch(digest) and "/" not in name and "\\" not in name}
+
+
+def _sha256_of(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _is_recorded_output(folder: str, name: str, recorded: dict[str, str]) -> bool:
+    path = os.path.join(folder, name)
+    return (name in recorded and os.path.isfile(path) and not os.path.islink(path)
+            and _sha256_of(path) == recorded[name])
 
 
 def prepare_output_folder(requested: str, policy: str, dataset_root: str,
@@ -95,17 +123,22 @@ def prepare_output_folder(requested: str, policy: str, dataset_root: str,
         raise ValueError(f"output_directory {folder} contains dataset source files "
                          f"(e.g. {sources_inside[0]}); overwrite would delete them - "
                          "choose another folder")
-    ours = _manifest_files(folder)
-    removable = [n for n in entries if n in ours and os.path.isfile(os.path.join(folder, n))
-                 and not os.path.islink(os.path.join(folder, n))]
+    recorded = _manifest_hashes(folder)
+    removable = [n for n in entries if _is_recorded_output(folder, n, recorded)]
     kept = [n for n in entries if n not in removable]
+    mismatched = [n for n in kept if n in recorded]
     for name in removable:
         os.unlink(os.path.join(folder, name))
     manifest = os.path.join(folder, MANIFEST_NAME)
     if os.path.exists(manifest):
         os.unlink(manifest)
-    note = (f"Output: overwrote {folder} (removed {len(removable)} file(s) listed in the previous "
-            "Preprocess run's manifest)")
+    note = (f"Output: overwrote {folder} (removed {len(removable)} file(s) the previous Preprocess run "
+            "recorded in its manifest, name and content hash matching)")
+    if mismatched:
+        note += (f"; kept {len(mismatched)} file(s) the manifest lists whose content is not what that run "
+                 f"wrote (changed since, or a manifest edited by hand): {', '.join(mismatched[:5])}"
+                 + (" ..." if len(mismatched) > 5 else ""))
+        kept = [n for n in kept if n not in recorded]
     if kept:
         note += (f"; kept {len(kept)} file(s) it did not write: {', '.join(kept[:5])}"
                  + (" ..." if len(kept) > 5 else "") + " (an output never replaces them)")
@@ -124,29 +157,35 @@ def _refuse_existing(path: str) -> ValueError:
                       "as it is. Move it away or choose another output_directory")
 
 
-def write_png(img: Image.Image, path: str) -> None:
+def _write_new(path: str, data: bytes) -> str:
+    try:
+        atomic_write_bytes(path, data, replace=False)
+    except TargetExistsError:
+        raise _refuse_existing(path) from None
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_png(img: Image.Image, path: str) -> str:
     """Write an RGB PNG atomically; no metadata, fixed compression -> byte-identical reruns.
-    Never replaces an existing file (overwrite removed this pack's own outputs beforehand)."""
-    try:
-        atomic_write_with(path, lambda fh: img.save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL),
-                          replace=False)
-    except TargetExistsError:
-        raise _refuse_existing(path) from None
+    Never replaces an existing file (overwrite removed this pack's own outputs beforehand).
+    Returns the file's sha256 (for the manifest)."""
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return _write_new(path, buffer.getvalue())
 
 
-def write_caption(text: str, path: str) -> None:
-    """Write a UTF-8 caption file atomically; never replaces an existing file."""
-    try:
-        atomic_write_text(path, text, replace=False)
-    except TargetExistsError:
-        raise _refuse_existing(path) from None
+def write_caption(text: str, path: str) -> str:
+    """Write a UTF-8 caption file atomically; never replaces an existing file. Returns its sha256."""
+    return _write_new(path, text.encode("utf-8"))
 
 
 def write_manifest(folder: str, files: list[str], config: dict[str, Any], complete: bool,
-                   error: str = "") -> None:
-    """Record what this run wrote (lets a later 'overwrite' remove exactly these files)."""
-    data = {"format": "hn_preprocess_run", "version": 1, "complete": complete,
-            "files": files, "config": config}
+                   error: str = "", hashes: dict[str, str] | None = None) -> None:
+    """Record what this run wrote, by name and sha256 (`hashes`): a later 'overwrite' removes a
+    file only when both still match."""
+    data = {"format": "hn_preprocess_run", "version": 2, "complete": complete,
+            "files": files, "sha256": {name: (hashes or {})[name] for name in files if name in (hashes or {})},
+            "config": config}
     if error:
         data["error"] = error
     atomic_write_text(os.path.join(folder, MANIFEST_NAME),

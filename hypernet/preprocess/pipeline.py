@@ -58,6 +58,7 @@ class PreprocessResult:
 class _ItemOutcome:
     items: list[DatasetItem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)
     kinds: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     bucket: BucketChoice | None = None
@@ -139,10 +140,10 @@ def _process_item(index: int, item: DatasetItem, ctx: _Context) -> _ItemOutcome:
         final = apply_transform(image, out.transform) if out.transform else image
         name = output_stem(index, subindex, item.stem)
         png = os.path.join(ctx.out_dir, name + ".png")
-        write_png(final, png)
+        outcome.hashes[name + ".png"] = write_png(final, png)
         outcome.files.append(name + ".png")
         if caption:
-            write_caption(caption, os.path.join(ctx.out_dir, name + ".txt"))
+            outcome.hashes[name + ".txt"] = write_caption(caption, os.path.join(ctx.out_dir, name + ".txt"))
             outcome.files.append(name + ".txt")
         outcome.items.append(DatasetItem(png, final.width, final.height, caption, item.repeats))
     return outcome
@@ -229,6 +230,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
     ctx = _Context(cfg, buckets, folder.path if folder else None, upscale)
     items: list[DatasetItem] = []
     files: list[str] = []
+    hashes: dict[str, str] = {}
     bad: list[BadFile] = []
     kinds: Counter = Counter()
     notes: list[tuple[str, str]] = []
@@ -243,6 +245,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
         source = dataset.items[index]
         items.extend(outcome.items)
         files.extend(outcome.files)
+        hashes.update(outcome.hashes)
         kinds.update(outcome.kinds)
         upscaled += outcome.upscaled
         model_upscaled += outcome.model_upscaled
@@ -266,7 +269,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
     finally:
         if folder is not None:
             write_manifest(folder.path, files, cfg.to_dict(), complete=not cancelled and not error,
-                           error=error)
+                           error=error, hashes=hashes)
     history = list(dataset.history) + [{"step": "preprocess", **cfg.to_dict(),
                                         "cancelled": cancelled}]
     new_dataset = Dataset(items, dataset.root, history)

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..data.caption_ext import validate_caption_extension
 from ..util.atomic import atomic_write_text
 from ..util.caption_tags import join_tags, split_tags
 from .tags import normalize_tag
@@ -37,11 +38,7 @@ def validate_caption_mode(mode: str) -> str:
 def caption_path_for(image_path: str | os.PathLike, caption_extension: str = ".txt") -> Path:
     """`<folder>/<stem><caption_extension>`; refuses extensions that would hit the image itself."""
     image_path = Path(image_path)
-    ext = caption_extension
-    if not isinstance(ext, str) or not ext.startswith(".") or len(ext) < 2 or any(c in ext for c in "/\\\x00"):
-        raise ValueError(
-            f"caption_extension must look like '.txt' (a dot and a name, no path separators), got {ext!r}"
-        )
+    ext = validate_caption_extension(caption_extension)
     target = image_path.with_name(image_path.stem + ext)
     if target.name.lower() == image_path.name.lower():
         raise ValueError(

@@ -58,6 +58,15 @@ class StepSchedule:
     max_steps: int
     field: str = "learning_rate"
     text: str = ""
+    ignored: tuple[str, ...] = ()  # items after the one that reaches max_steps (never used)
+
+    @property
+    def ignored_note(self) -> str | None:
+        """The report line for `ignored` items (None when every item is used)."""
+        if not self.ignored:
+            return None
+        return (f"{self.field}: items {', '.join(self.ignored)} come after the schedule reaches max steps "
+                f"({self.max_steps}) and are ignored")
 
     def __post_init__(self) -> None:
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -151,6 +160,7 @@ def parse_schedule(text: str, max_steps: int, field: str = "learning_rate") -> S
     raw_items = [part for part in raw_items if part]
     items: list[ScheduleItem] = []
     previous = 0
+    ignored: list[str] = []
     for position, raw in enumerate(raw_items):
         parts = raw.split(":")
         if len(parts) > 2:
@@ -185,13 +195,11 @@ def parse_schedule(text: str, max_steps: int, field: str = "learning_rate") -> S
         previous = end
         if last:
             ignored = raw_items[position + 1:]
-            if ignored:
-                logger.warning(
-                    "%s: items %s come after the schedule reaches max steps (%d) and are ignored",
-                    field, ", ".join(ignored), max_steps,
-                )
             break
-    return StepSchedule(items=tuple(items), max_steps=max_steps, field=field, text=text)
+    schedule = StepSchedule(items=tuple(items), max_steps=max_steps, field=field, text=text, ignored=tuple(ignored))
+    if schedule.ignored_note:
+        logger.warning("%s", schedule.ignored_note)
+    return schedule
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -175,6 +175,15 @@ def cpu_copy(value: object) -> object:
     return copy.deepcopy(value)
 
 
+#: AdamW settings the user sets on the node; a resumed `.optim` keeps its moments, not these.
+USER_OPTIMIZER_SETTINGS = ("weight_decay", "betas", "eps")
+
+
+def _plain(value: Any) -> str:
+    return str(tuple(float(v) for v in value)) if isinstance(value, (list, tuple)) else f"{value:g}" \
+        if isinstance(value, (int, float)) else repr(value)
+
+
 class Trainer:
     """One training run. Build it, then call `run()`; see `TrainHooks` for host callbacks."""
 
@@ -216,12 +225,30 @@ class Trainer:
     # ---------------------------------------------------------------- state helpers
 
     def _load_optimizer(self, state: dict) -> None:
+        wanted = {key: self.optimizer.param_groups[0][key] for key in USER_OPTIMIZER_SETTINGS}
         try:
             self.optimizer.load_state_dict(state)
         except (ValueError, KeyError, RuntimeError) as exc:
             self._event(self.network.step, "optimizer_reset",
                         f"saved optimizer state does not fit this network ({exc}); starting a fresh optimizer")
             self.optimizer.state.clear()
+        self._keep_user_settings(wanted)
+
+    def _keep_user_settings(self, wanted: dict) -> None:
+        """torch's `load_state_dict` brings back the saved run's AdamW settings; the user's current
+        ones win (the moments are kept), and the report says which saved values were replaced."""
+        replaced = []
+        for group in self.optimizer.param_groups:
+            for key, value in wanted.items():
+                saved = group.get(key)
+                same = tuple(saved) == tuple(value) if key == "betas" and saved is not None else saved == value
+                if not same:
+                    replaced.append(f"{key} {_plain(value)} (the .optim had {_plain(saved)})")
+                group[key] = value
+        if replaced:
+            self._event(self.network.step, "optimizer_settings",
+                        "resumed the saved optimizer state with your settings: "
+                        + ", ".join(dict.fromkeys(replaced)))
 
     def _snapshot(self) -> None:
         """Remember the current state as the last good one (for in-memory rollback).

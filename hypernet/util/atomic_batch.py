@@ -24,9 +24,9 @@ def _temp_name(target: str) -> str:
     return os.path.join(folder, f".{name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
 
 
-def write_many(files: Iterable[tuple[str, bytes]]) -> list[str]:
-    """Write every (target, data) atomically; return the targets. On an error before the renames
-    nothing is replaced and the temp files are removed; the targets' folders must exist."""
+def stage_many(files: Iterable[tuple[str, bytes]]) -> list[tuple[str, str]]:
+    """Write every (target, data) to a temp file next to its target and flush them to disk; return
+    the (temp, target) pairs for `commit_staged`. On an error the temp files are removed."""
     pending: list[tuple[str, str]] = []
     try:
         for target, data in files:
@@ -42,10 +42,26 @@ def write_many(files: Iterable[tuple[str, bytes]]) -> list[str]:
         if pending and hasattr(os, "sync"):
             os.sync()
     except BaseException:
-        for tmp, _ in pending:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        discard_staged(pending)
         raise
+    return pending
+
+
+def discard_staged(pending: Iterable[tuple[str, str]]) -> None:
+    """Remove staged temp files that were not committed."""
+    for tmp, _ in pending:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def commit_staged(pending: list[tuple[str, str]]) -> list[str]:
+    """Rename staged temp files onto their targets; return the targets."""
     for tmp, target in pending:
         os.replace(tmp, target)
     return [target for _, target in pending]
+
+
+def write_many(files: Iterable[tuple[str, bytes]]) -> list[str]:
+    """Write every (target, data) atomically; return the targets. On an error before the renames
+    nothing is replaced and the temp files are removed; the targets' folders must exist."""
+    return commit_staged(stage_many(files))

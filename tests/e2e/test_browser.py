@@ -860,3 +860,30 @@ def test_a_workflow_saved_with_the_previous_train_layout_runs_with_its_values(br
     settings = json.loads((comfy_server.layout.hypernetworks / name / "training_settings.json").read_text())
     flat = json.dumps(settings)
     assert '"loss_type": "huber"' in flat and '"max_rollbacks": 5' in flat, flat[:400]
+
+
+def test_apply_info_box_shows_a_composition_and_its_members(browser, comfy_server):
+    from hypernet.network.config import HypernetworkConfig
+    from hypernet.network.fileio import save_hypernetwork
+    from hypernet.network.module import Hypernetwork
+
+    folder = comfy_server.layout.hypernetworks / "browser_hns"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, seed in (("bh_a", 1), ("bh_b", 2)):
+        config = HypernetworkConfig(name=name, layer_structure=[1, 2, 1], sizes=[768, 32, 64], seed=seed)
+        save_hypernetwork(Hypernetwork.create(config), folder / f"{name}.pt")
+    (folder / "bh_mix.hns").write_text('{"bh_a": 0.8, "bh_b": 0.2}')
+    browser.evaluate(r"""(async () => {
+      app.graph.clear();
+      const apply = LiteGraph.createNode("ApplyHypernetwork");
+      app.graph.add(apply);
+      apply.widgets.find((w) => w.name === "hypernetwork_name").value = "browser_hns/bh_mix.hns";
+      await apply.hnApplyInfo.refresh();
+      return true;
+    })()""")
+    # a refresh the widget itself started may still be in flight: wait for the last answer
+    text = browser.wait_for("(() => { const e = hnTest.node('ApplyHypernetwork').hnApplyInfo.element;"
+                            " return e.dataset.state !== 'loading' && e.textContent; })()", timeout=30)
+    lines = text.split("\n")
+    assert lines[0] == "composition: {bh_a 80%, bh_b 20%}", text
+    assert any(line.startswith("· bh_a = browser_hns/bh_a.pt · step 0") for line in lines), text

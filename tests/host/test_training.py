@@ -263,13 +263,25 @@ def test_base_checkpoint_is_traced_hashed_once_and_saved_as_a1111_does(comfy_hos
 ])
 def test_unknown_base_checkpoint_is_reported_and_left_empty(comfy_host, pack, shapes, prompt, unique_id, why):
     model, clip, vae = comfy_host.tiny.build_tiny("sd1")
-    network = create(pack, "no_base", [32, 64, 768])
-    network.sd_checkpoint, network.sd_checkpoint_name = "0123456789", "stale"  # not the model trained on now
-    out = train(pack, model, clip, vae, shapes, network, steps=1, prompt=prompt, unique_id=unique_id)
+    out = train(pack, model, clip, vae, shapes, create(pack, "no_base", [32, 64, 768]), steps=1, prompt=prompt,
+                unique_id=unique_id)
     saved = pack.hypernet.network.fileio.load_hypernetwork(out["result"][1])
     assert saved.sd_checkpoint is None and saved.sd_checkpoint_name is None
     report = out["ui"]["text"][0]
     assert "base model unknown" in report and why in report
+
+
+def test_unknown_base_checkpoint_keeps_the_record_the_network_has(comfy_host, pack, shapes):
+    """Continuing an A1111 file: its sd_checkpoint / sd_checkpoint_name are not erased (issue 26)."""
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    network = create(pack, "kept_base", [32, 64, 768])
+    network.sd_checkpoint, network.sd_checkpoint_name = "0123456789", "earlier_base"
+    out = train(pack, model, clip, vae, shapes, network, steps=1, prompt=None, unique_id=None)
+    saved = torch.load(out["result"][1], weights_only=True)
+    assert (saved["sd_checkpoint"], saved["sd_checkpoint_name"]) == ("0123456789", "earlier_base")
+    report = out["ui"]["text"][0]
+    assert "base model of this run unknown (the workflow graph is not available" in report
+    assert "earlier_base [0123456789]" in report
 
 
 @pytest.mark.parametrize("mode", ["fixed", "random"])

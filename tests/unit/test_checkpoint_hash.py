@@ -64,3 +64,19 @@ def test_hashing_can_be_cancelled(tmp_path):
     model.write_bytes(b"x" * (2**20 + 1))
     with pytest.raises(InterruptedError):
         checkpoint_hash.sha256_file(model, should_stop=lambda: True)
+
+
+@pytest.mark.parametrize("planted", ["../../etc/passwd", "not-a-hash", "A" * 64, "0" * 63, 12345, ["0" * 64],
+                                     "0" * 64 + "\n"])
+def test_a_tampered_cache_entry_is_not_trusted(tmp_path, planted):
+    """The cache is a user-editable file: only a sha256 hex digest is handed out as sd_checkpoint."""
+    model = tmp_path / "base.safetensors"
+    model.write_bytes(b"weights")
+    cache_file = tmp_path / "hashes.json"
+    stat = model.stat()
+    cache_file.write_text(json.dumps({"version": checkpoint_hash.CACHE_VERSION, "files": {
+        str(model.resolve()): {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": planted}}}))
+    base = base_model_of(model, "base.safetensors", HashCache(cache_file))
+    assert base.shorthash == hashlib.sha256(b"weights").hexdigest()[:10]
+    assert json.loads(cache_file.read_text())["files"][str(model.resolve())]["sha256"] == \
+        hashlib.sha256(b"weights").hexdigest()

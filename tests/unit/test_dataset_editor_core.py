@@ -357,3 +357,24 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_regex_matching_runs_with_a_time_budget():
+    from hypernet.data.regex_budget import RegexTooSlow, full_matches
+
+    assert full_matches("c(a)t", "d\\1g", ["cat", "dog", "cat"]) == {"cat": "dag"}
+    with pytest.raises(RegexTooSlow, match="took longer"):
+        full_matches("(a+)+$", "", ["a" * 40 + "b"], budget_s=1.0)
+
+
+def test_a_restore_point_is_checked_as_a_whole():
+    from hypernet.data.restore_point import parse_restore_point
+
+    good = {"id": "p", "caption_extension": ".txt", "captions": {"a.png": "x", "sub/b.png": None}, "edits": False,
+            "created": 5, "label": "save"}
+    point = parse_restore_point(json.dumps(good).encode(), "p", "p.json")
+    assert point.captions == {"a.png": "x", "sub/b.png": None} and point.created == 5.0
+    for bad in ({**good, "captions": {"a.png": "\udc80"}}, {**good, "created": "x", "edits": True},
+                {**good, "captions": {"sub/../a.png": "x"}}, {**good, "captions": {"a\\b.png": "x"}}):
+        with pytest.raises(ValueError, match="p.json"):
+            parse_restore_point(json.dumps(bad).encode(), "p", "p.json")

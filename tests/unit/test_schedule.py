@@ -250,3 +250,11 @@ def test_decreasing_steps_error_shows_a1111_behaviour_and_sorted_fix(field, beha
     assert "previous step is 100, this one is 50" in message
     assert f"A1111 would silently switch to" in message and behaviour in message
     assert "e.g. '1e-4:50, 1e-3:100, 1e-5'" in message
+
+
+def test_ignored_items_are_kept_for_the_report():
+    schedule = parse_schedule("1e-3:5, 1e-4:10, 5e-5:20", 5)
+    assert schedule.ignored == ("1e-4:10", "5e-5:20")
+    assert schedule.ignored_note == ("learning_rate: items 1e-4:10, 5e-5:20 come after the schedule reaches max "
+                                     "steps (5) and are ignored")
+    assert parse_schedule("1e-3:5, 1e-4:10", 10).ignored_note is None
