@@ -270,6 +270,74 @@ def base_model_of_input(prompt: Any, node_id: Any, input_name: str = "model") ->
         raise
 
 
+# ------------------------------------------------------------------ headless runs (scripts/train_run.py)
+
+
+def loader_model_file(inputs: dict) -> tuple[str, Path] | None:
+    """(input name, resolved path) of the model file a loader node's inputs name (ckpt_name,
+    unet_name), or None when they name none. Names that escape the model folders are refused."""
+    for file_input, kinds in _LOADER_FILE_INPUTS.items():
+        name = inputs.get(file_input)
+        if not isinstance(name, str):
+            continue
+        for kind in kinds:
+            try:
+                return file_input, resolve_in_folders(name, kind)
+            except (FileNotFoundError, KeyError):
+                continue
+        raise FileNotFoundError(f"{file_input} {shown(name)} was not found in the "
+                                f"{' or '.join(kinds)} folders; put the file there")
+    return None
+
+
+def load_custom_nodes(folder: Path) -> dict:
+    """NODE_CLASS_MAPPINGS of the custom-node package in `folder` (imported as the host would)."""
+    import importlib.util
+    import sys
+
+    init = Path(folder) / "__init__.py"
+    if not init.is_file():
+        raise FileNotFoundError(f"--custom-nodes: {folder} is not a custom-node folder (no __init__.py)")
+    name = f"hn_headless_{Path(folder).resolve().name}"
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return dict(getattr(module, "NODE_CLASS_MAPPINGS", {}))
+
+
+def run_loader_node(class_type: str, inputs: dict, outputs: dict[str, int], extra_nodes: dict) -> tuple:
+    """(MODEL, CLIP, VAE) from one loader node run as the server would (inference mode), found in
+    the host's nodes or `extra_nodes`. Only nodes that output MODEL, CLIP and VAE and write nothing."""
+    import torch
+    import nodes as host_nodes  # the host's nodes.py: its loaders (CheckpointLoaderSimple, ...)
+
+    cls = {**host_nodes.NODE_CLASS_MAPPINGS, **extra_nodes}.get(class_type)
+    if cls is None:
+        raise ValueError(f"base_model.class_type: {shown(class_type)} is not a loaded node; give its custom-node "
+                         "folder with --custom-nodes")
+    returns = tuple(getattr(cls, "RETURN_TYPES", ()))
+    wanted = {"model": "MODEL", "clip": "CLIP", "vae": "VAE"}
+    if getattr(cls, "OUTPUT_NODE", False) or any(
+            not 0 <= outputs[k] < len(returns) or returns[outputs[k]] != kind for k, kind in wanted.items()):
+        raise ValueError(f"base_model: {shown(class_type)} is not a loader of MODEL, CLIP and VAE at "
+                         f"outputs {outputs}")
+    with torch.inference_mode():
+        result = getattr(cls(), cls.FUNCTION)(**inputs)
+    result = result.get("result", result) if isinstance(result, dict) else result
+    return tuple(result[outputs[k]] for k in ("model", "clip", "vae"))
+
+
+def use_hypernetwork_folder(folder: Path) -> None:
+    """Make `folder` the first hypernetworks folder, where a run writes its files."""
+    folder_paths.folder_names_and_paths[HYPERNETWORK_FOLDER][0].insert(0, str(folder))
+
+
+def set_console_progress(callback: Any) -> None:
+    """Route the host's progress bars (bridge.Progress) to `callback(done, total)` (no server)."""
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, *args, **kwargs: callback(value, total))
+
+
 # ------------------------------------------------------------------ upscale models (Preprocess)
 
 
@@ -592,16 +660,18 @@ class TrainingModel:
         return out
 
     def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator | None",
-                              max_timestep: int = 1000, *, timesteps: "torch.Tensor | None" = None,
-                              noise: "torch.Tensor | None" = None, noise_offset: float = 0.0,
-                              min_snr_gamma: float = 0.0) -> tuple["torch.Tensor", ...]:
+                              max_timestep: int = 1000, rows: slice | None = None, *,
+                              timesteps: "torch.Tensor | None" = None, noise: "torch.Tensor | None" = None,
+                              noise_offset: float = 0.0, min_snr_gamma: float = 0.0) -> tuple["torch.Tensor", ...]:
         """The model's output and its target in the model's own output space (eps or v, ...).
 
         A uniform random timestep and Gaussian noise per sample (A1111's loss); the host's
         `model_sampling` does the noising and the output scaling, so eps, v-prediction and other
-        parameterisations are all right without special cases. Given `timesteps` and `noise`
-        (validation) nothing is drawn. `noise_offset` adds offset noise; with `min_snr_gamma` > 0 a
-        third value comes back: the per-sample Min-SNR weight, shaped (B, 1, 1, 1).
+        parameterisations are all right without special cases. `rows`: the rows of the batch this
+        process computes (data parallel); the draws are the whole batch's, so the ranks' rows
+        together are exactly the one-process batch. `conds` are already those rows'. Given
+        `timesteps` and `noise` (validation) nothing is drawn. `noise_offset` adds offset noise; with
+        `min_snr_gamma` > 0 a third value comes back: the per-sample Min-SNR weight, (B, 1, 1, 1).
         """
         import torch
 
@@ -613,6 +683,9 @@ class TrainingModel:
             timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
         if noise is None:
             noise = offset_noise(tuple(x0.shape), generator, noise_offset)
+        if rows is not None:
+            timesteps, noise, x0 = timesteps[rows], noise[rows], x0[rows]
+            batch = x0.shape[0]
         noise = noise.to(self.device)
         x0 = x0.to(self.device)
         sigma = sampling.sigma(timesteps.float().to(sampling.sigmas.device)).to(self.device)

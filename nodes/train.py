@@ -11,7 +11,7 @@ from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.preview import PreviewSettings
 from ..hypernet.train.trainer import copy_network
 from ..hypernet.util.names import safe_name
-from . import bridge, network_files
+from . import bridge, network_files, run_export
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image
 from .train_options import HOST_CHOICES, OPTION_NAMES, node_inputs, option_defaults
@@ -136,6 +136,10 @@ class TrainHypernetwork:
         config = build_config({**options, **own}, own["settings_json"])
         preview = PreviewSettings(**settings.values_for("preview", options))
         resume, overwrite = own["resume"], own["overwrite"]
+        if own["export_run_file"]:
+            return run_export.export_run(network=network, source_file=source_file, hypernetwork_name=hypernetwork_name,
+                                         dataset=dataset, config=config, preview=preview, resume=resume,
+                                         overwrite=overwrite, prompt=prompt, unique_id=unique_id)
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
                                   node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),

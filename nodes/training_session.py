@@ -21,8 +21,9 @@ from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
 from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.config import TrainConfig
-from ..hypernet.train.latent_store import LatentStore, item_key
+from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
+from ..hypernet.train.latent_store import LatentStore, item_key
 from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.schedule import parse_schedule
 from ..hypernet.train.templates import parse_template
@@ -94,7 +95,7 @@ def _sizes(dataset: Dataset) -> list[tuple[int, int]]:
 class TrainingSession:
     def __init__(self, *, model, clip, vae, dataset: Dataset, network: Hypernetwork, source_file: Path | None,
                  config: TrainConfig, resume: bool, preview: PreviewSettings, node_id: str | None = None,
-                 overwrite: bool = False, graph: tuple = (None, None)):
+                 overwrite: bool = False, graph: tuple = (None, None), headless: HeadlessRole | None = None):
         self.model, self.clip, self.vae = model, clip, vae
         self.dataset = dataset
         self.config = config
@@ -102,7 +103,8 @@ class TrainingSession:
         self.node_id = node_id
         self.graph = graph  # (PROMPT, UNIQUE_ID): traced to the checkpoint file for sd_checkpoint
         started_at = time.time()
-        folder = bridge.default_hypernetwork_folder()
+        self.headless = headless  # the torchrun runner (scripts/train_run.py); None in the node
+        folder = headless.folder if headless is not None else bridge.default_hypernetwork_folder()
         # The run name is a validated file name (RunFolder refuses separators, '..', absolute paths).
         self.run_folder = RunFolder(folder, network.name)
         self.final_path = folder / f"{self.run_folder.name}.pt"
@@ -119,6 +121,9 @@ class TrainingSession:
                               + ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
         self.network, optimizer_state, self.history, self.start_message = resume_point(
             network, self.run_folder, resume=resume, max_step=config.steps, source_file=source_file)
+        if headless is not None and headless.sync is not None:  # every rank starts from rank 0's resume point
+            optimizer_state, self.start_message = headless.sync.same_start(self.network, optimizer_state,
+                                                                           self.start_message)
         if final_note:
             self.notes.append(final_note)
         self._earlier_events = {id(e) for e in self.history.events}  # read from the CSV of earlier runs
@@ -210,10 +215,13 @@ class TrainingSession:
             width, height = sizes[items[0]]
             x0 = training_model.process_latent_in(latents.batch(items, generator))
             cond, pooled = prompts.conditioning(items, step, planned.epoch)
+            if planned.rows is not None:  # data parallel: this rank's rows (the batch's draws stay the same)
+                cond, pooled = cond[planned.rows], None if pooled is None else pooled[planned.rows]
             conds = training_model.conditioning(cond, pooled, width, height)
-            return self._alpha_weighted(training_model.prediction_and_target(
-                x0, conds, generator, max_timestep=max_timestep, noise_offset=config.noise_offset,
-                min_snr_gamma=config.min_snr_gamma), items)
+            output = training_model.prediction_and_target(
+                x0, conds, generator, max_timestep=max_timestep, rows=planned.rows, noise_offset=config.noise_offset,
+                min_snr_gamma=config.min_snr_gamma)
+            return self._alpha_weighted(output, items if planned.rows is None else items[planned.rows])
 
         def on_step(report):
             self._progress.update(report.step - self._first_step)
@@ -227,10 +235,12 @@ class TrainingSession:
         first_caption = self.dataset.items[0].caption if self.dataset.items else ""
         self._preview_prompt = self.preview_settings.prompt or default_preview_prompt(
             parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
+        role = self.headless
         hooks = TrainHooks(
-            should_stop=bridge.interrupted, on_step=on_step,
+            should_stop=role.should_stop if role is not None else bridge.interrupted, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
-            preview=lambda step, net: self._preview(training_model, step),
+            preview=(None if role is not None and not role.writer  # only rank 0 writes previews
+                     else lambda step, net: self._preview(training_model, step)),
             on_event=lambda event: self._send("event", event),
             validate=self._validator(training_model, latents, prompts, sizes),
             on_validation=lambda step, raw, ema: self._send("validation", {
@@ -244,7 +254,8 @@ class TrainingSession:
         trainer = Trainer(self.network, objective, plan, self.config, self.run_folder,
                           device_type=torch.device(training_model.device).type,
                           optimizer_state=self.optimizer_state, history=self.history, hooks=hooks,
-                          final_path=self.final_path, before_final=self._final_guard)
+                          final_path=self.final_path, before_final=self._final_guard,
+                          sync=role.sync if role is not None else None)
         return trainer.run()
 
     def _alpha_weighted(self, output: tuple, items: list[int]) -> tuple:

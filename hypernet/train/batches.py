@@ -8,7 +8,7 @@ function, a run resumed at step k draws exactly the batches an uninterrupted run
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from .templates import derive_seed
@@ -21,6 +21,24 @@ class PlannedBatch:
     epoch: int
     epoch_batch: int  # index of this batch within its epoch
     items: tuple[int, ...]  # dataset item indices, all of one size
+    # Data parallel runs: the rows of `items` this process computes (None: all of them).
+    rows: slice | None = None
+
+    @property
+    def share(self) -> float:
+        """This process's fraction of the batch: its weight in the batch's mean loss."""
+        if self.rows is None:
+            return 1.0
+        return len(range(*self.rows.indices(len(self.items)))) / len(self.items)
+
+
+def rank_share(planned: PlannedBatch, rank: int, world: int) -> PlannedBatch:
+    """`planned` with the contiguous, disjoint rows rank `rank` of `world` computes; every rank
+    gets len(items) // world or one more, so the shares cover the batch exactly once."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is outside a world of {world} processes")
+    count = len(planned.items)
+    return replace(planned, rows=slice(count * rank // world, count * (rank + 1) // world))
 
 
 class BatchPlan:

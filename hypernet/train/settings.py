@@ -128,6 +128,10 @@ SETTINGS: tuple[Setting, ...] = _settings(
     Setting("overwrite", "BOOLEAN", False,
             "Let the final models/hypernetworks/<name>.pt replace an existing file that this training did not "
             "write. Off: such a file is never replaced.", TRAIN, store="run", optional=True),
+    Setting("export_run_file", "BOOLEAN", False,
+            "Write this run as a run file (output/hypernetwork_runs/) for the headless multi-GPU runner "
+            "(scripts/train_run.py) instead of training: nothing is trained while this is on.", TRAIN,
+            store="run", optional=True),
     # ---- HypernetworkTrainingOptions
     Setting("clip_grad_mode", "COMBO", "none", "Gradient clipping (after unscaling).", TRAINING_OPTIONS,
             choices=CLIP_GRAD_MODES),

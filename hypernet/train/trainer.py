@@ -21,7 +21,7 @@ import torch
 
 from ..network.fileio import load_optimizer_state, save_hypernetwork, save_optimizer_state
 from ..network.module import Hypernetwork
-from .batches import BatchPlan, PlannedBatch
+from .batches import BatchPlan, PlannedBatch, rank_share
 from .checkpoints import RunFolder
 from .config import TrainConfig
 from .judging import Judge
@@ -34,6 +34,17 @@ logger = logging.getLogger(__name__)
 OPTIMIZER_NAME = "AdamW"
 LR_SCALE_KEY = "hn_lr_scale"  # kept in the optimizer's param group, so it survives resume
 CONSECUTIVE_NONFINITE_LIMIT = 5
+
+
+class GradientSync(Protocol):
+    """Data parallel training (see distributed.py): which share of each batch this rank computes,
+    and the all-reduce that sums the ranks' gradients and losses."""
+
+    rank: int
+    world: int
+
+    def reduce(self, params: list[torch.nn.Parameter], loss: float) -> float:
+        ...
 
 
 class Objective(Protocol):
@@ -190,8 +201,10 @@ class Trainer:
     def __init__(self, network: Hypernetwork, objective: Objective, plan: BatchPlan, config: TrainConfig,
                  run_folder: RunFolder, *, device_type: str = "cpu", optimizer_state: dict | None = None,
                  history: LossHistory | None = None, hooks: TrainHooks | None = None,
-                 final_path: Path | None = None, before_final: Callable[[Path], None] | None = None):
+                 final_path: Path | None = None, before_final: Callable[[Path], None] | None = None,
+                 sync: "GradientSync | None" = None):
         self.network = network
+        self.sync = sync  # data parallel: this rank's share of each batch, gradients summed over ranks
         self.objective = objective
         self.plan = plan
         self.config = config
@@ -310,6 +323,8 @@ class Trainer:
         out = []
         for micro in range(accum):
             planned = self.plan.batch(step * accum + micro)
+            if self.sync is not None:
+                planned = rank_share(planned, self.sync.rank, self.sync.world)
             gen = torch.Generator().manual_seed(derive_seed(self.config.seed, "noise", step, micro) % 2**63)
             out.append((planned, gen))
         return out
@@ -321,6 +336,8 @@ class Trainer:
         torch.manual_seed(derive_seed(self.config.seed, "dropout", step) % 2**63)
         for planned, gen in self._micro_batches(step):
             epoch = planned.epoch
+            if planned.share == 0:  # fewer items than ranks: this rank adds nothing to this batch
+                continue
             with self._autocast():
                 if self.config.timestep_curriculum:
                     output = self.objective(planned, gen, step,
@@ -328,6 +345,8 @@ class Trainer:
                 else:
                     output = self.objective(planned, gen, step)
                 loss = objective_loss(output, self.config) / accum
+                if planned.rows is not None:  # the ranks' sum is the whole batch's mean
+                    loss = loss * planned.share
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
         return total, epoch
@@ -385,6 +404,8 @@ class Trainer:
                     group["lr"] = lr
                 self.optimizer.zero_grad(set_to_none=True)
                 loss, epoch = self._forward_backward(step)
+                if self.sync is not None:  # every rank goes on with the same summed gradients and loss
+                    loss = self.sync.reduce(self.params, loss)
                 event = ""
                 if not math.isfinite(loss) or not _grads_finite(self.params):
                     # Never write non-finite weights: skip the update, keep the step count moving.

@@ -79,7 +79,10 @@ def widget_values(node: Mapping, node_info: Mapping) -> dict[str, Any]:
         return dict(values)
     out: dict[str, Any] = {}
     index = 0
+    optional = node_info["input"].get("optional", {})
     for name, spec in widget_inputs(node_info):
+        if index >= len(values) and name in optional:
+            break  # saved before this optional input was added (last): the frontend keeps its default
         if index >= len(values):
             raise WorkflowError(f"node {node['id']} ({node['type']}): no value for widget input {name!r} "
                                 f"(widgets_values has {len(values)} entries); re-save the workflow in the UI")
