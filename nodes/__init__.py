@@ -25,3 +25,6 @@ NODE_CLASS_MAPPINGS = {node_id: _load(module, cls) for node_id, _, module, cls i
 NODE_DISPLAY_NAME_MAPPINGS = {node_id: display for node_id, display, _, _ in CATALOG}
 from . import routes  # noqa: E402,F401  (registers the GET /hypernetwork/info route)
 from . import dataset_routes  # noqa: E402,F401  (registers the dataset editor's routes)
+from . import input_check  # noqa: E402
+
+input_check.register(NODE_CLASS_MAPPINGS)  # API prompt values type-checked before the host converts them

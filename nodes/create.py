@@ -59,24 +59,47 @@ class CreateHypernetwork:
             "required": {
                 "name": ("STRING", {"default": "my_hypernetwork",
                                     "tooltip": "File and display name; letters, digits, '.', '_', '-', spaces."}),
-                "layer_structure": ("STRING", {"default": "1, 2, 1",
-                                               "tooltip": "Width multipliers; starts and ends with 1 (A1111)."}),
+                "layer_structure": ("STRING", {
+                    "default": "1, 2, 1",
+                    "tooltip": "The network's shape: the width of each layer as a multiple of the attention width; "
+                               "starts and ends with 1. '1, 2, 1' (A1111's default) suits most styles; a bigger "
+                               "structure ('1, 1.5, 1.5, 1') holds more but needs more images and steps."}),
                 "activation_func": (creatable_activation_names(), {
                     "default": "linear",
-                    "tooltip": "Activation after each hidden layer. Stock ComfyUI reads only the first nine."}),
+                    "tooltip": "The non-linearity between layers. linear (none) is A1111's default; its create "
+                               "page recommends swish or linear. Stock ComfyUI's loader reads only the first nine "
+                               "in this list, so pick one of those to share the file with it."}),
                 "weight_initialization": (list(WEIGHT_INITIALIZATIONS), {
                     "default": "Normal",
-                    "tooltip": "Kaiming for relu-like, Xavier for sigmoid-like, Normal otherwise (A1111)."}),
-                "add_layer_norm": ("BOOLEAN", {"default": False, "tooltip": "LayerNorm after every linear layer."}),
-                "use_dropout": ("BOOLEAN", {"default": False, "tooltip": "Use the dropout structure below."}),
+                    "tooltip": "How the new weights start. Normal (default): tiny random weights, so the new "
+                               "network starts out changing nothing. Kaiming for relu-like activations, Xavier "
+                               "for sigmoid/tanh-like ones (A1111's advice)."}),
+                "add_layer_norm": ("BOOLEAN", {"default": False,
+                                               "tooltip": "Normalise after every layer (LayerNorm). Off is A1111's "
+                                                          "default; on can steady training of deep structures."}),
+                "use_dropout": ("BOOLEAN", {"default": False,
+                                            "tooltip": "Randomly switch off parts of the network while training (as "
+                                                       "set by dropout_structure), which fights overfitting on "
+                                                       "small datasets."}),
                 "dropout_structure": ("STRING", {"default": "0, 0, 0",
-                                                 "tooltip": "One value per layer, first and last 0, each in [0, 1)."}),
+                                                 "tooltip": "With use_dropout: the fraction switched off after each "
+                                                            "layer, one value per layer, first and last 0, each in "
+                                                            "[0, 1). A1111 recommends a small rising sequence such as "
+                                                            "'0, 0.05, 0.15'."}),
                 "activate_output": ("BOOLEAN", {"default": False,
-                                                "tooltip": "Also apply the activation after the last layer."}),
+                                                "tooltip": "Also apply the activation after the last layer. Leave "
+                                                           "off: A1111 removed it because an activated output (relu) "
+                                                           "can block learning."}),
                 "last_layer_dropout": ("BOOLEAN", {"default": False,
-                                                   "tooltip": "Dropout before the last layer (legacy option)."}),
+                                                   "tooltip": "With use_dropout: must match dropout_structure (on "
+                                                              "when its second-to-last value is not 0). A1111 keeps "
+                                                              "this flag for files made before dropout_structure "
+                                                              "existed; set the structure and match it."}),
                 "sizes": ("STRING", {"default": "768, 320, 640, 1280",
-                                     "tooltip": "Attention widths to create; 'auto' reads them from the model input."}),
+                                     "tooltip": "Which attention layers get a module, by width: SD1.x uses 768 (the "
+                                                "prompt) and 320, 640, 1280 (the image), SD2.x 1024 instead of 768. "
+                                                "'auto' reads the widths from the connected model (needed for "
+                                                "SDXL)."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Initialisation seed: same settings and seed give the same weights."}),
                 "save": ("BOOLEAN", {"default": True,

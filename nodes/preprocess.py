@@ -100,8 +100,9 @@ class HypernetworkPreprocess:
                 "focal_crop": ("BOOLEAN", {"default": False,
                                            "tooltip": "Crop non-square images around a focal point found by edges "
                                                       "and entropy (A1111 auto focal point crop)."}),
-                "face_weight": _unit(0.9, "Focal crop: weight of faces (no face detector here; listed in the "
-                                          "report when unused)."),
+                "face_weight": _unit(0.9, "Focal crop: how strongly faces pull the crop towards them (A1111's "
+                                          "0.9). No face detector ships with this pack yet, so faces are not "
+                                          "found and the report says so; entropy and edges decide."),
                 "entropy_weight": _unit(0.15, "Focal crop: weight of the most detailed region."),
                 "edges_weight": _unit(0.5, "Focal crop: weight of corners and edges."),
                 "auto_size": ("BOOLEAN", {"default": False,

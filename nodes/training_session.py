@@ -25,7 +25,6 @@ from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.latent_store import LatentStore, item_key
 from ..hypernet.train.preview import PreviewSeeds, PreviewSettings, default_preview_prompt
-from ..hypernet.train.schedule import parse_schedule
 from ..hypernet.train.templates import parse_template
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
 from ..hypernet.train.validation import ValidationSet, split_items
@@ -285,6 +284,7 @@ class TrainingSession:
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
         lines = [result.message, self.start_message, *self.notes, *self._judging_lines(result),
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
+                 precision_line(self.config.training_dtype, result.training_dtype),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
                  *([self.latent_store.report_line()] if self.latent_store is not None else []),
@@ -314,11 +314,14 @@ class TrainingSession:
 
 def ignored_schedule_notes(config) -> list[str]:
     """Report lines for schedule items past `steps` (the user sees the report, not the log)."""
-    texts = [("learning_rate", config.learning_rate)]
-    if config.clip_grad_mode != "none":
-        texts.append(("clip_grad_value", config.clip_grad_value))
-    notes = [parse_schedule(text, config.steps, field).ignored_note for field, text in texts]
-    return [note for note in notes if note]
+    schedules = [config.lr_schedule, config.clip_schedule]
+    return [s.ignored_note for s in schedules if s is not None and s.ignored_note]
+
+
+def precision_line(chosen: str, used: str) -> str:
+    """The dtype the model forward ran in, and that "auto" chose it."""
+    how = {"fp32": "fp32 (no autocast)", "bf16": "bf16 autocast", "fp16": "fp16 autocast with loss scaling"}[used]
+    return f"precision: {how}" + (" (training_dtype auto)" if chosen == "auto" else "")
 
 
 _REPORTED_EVENTS = ("rollback", "optimizer_reset", "optimizer_settings")

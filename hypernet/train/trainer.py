@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .judging import Judge
 from .log import LossHistory, LossRow
 from .loss_terms import weighted_loss
+from .precision import AUTOCAST_DTYPES, device_supports_bf16, resolve_training_dtype
 from .templates import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class TrainResult:
     stopped: str  # "finished" | "cancelled" | "diverged" | "early_stop"
     message: str
     checkpoints: list[Path] = field(default_factory=list)
+    training_dtype: str = "fp32"  # what the forward ran in ("auto" resolved)
     judge: Judge | None = None  # validation, EMA and the best checkpoint
 
 
@@ -224,8 +226,10 @@ class Trainer:
         self.lr_scale = float(self.optimizer.param_groups[0].get(LR_SCALE_KEY, 1.0))
         self.rate_at, self.end_step = learning_rate_function(config)
         self.clip_at = config.clip_schedule.rate_at if config.clip_schedule is not None else None
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.training_dtype]
-        self.scaler = torch.amp.GradScaler(device_type, enabled=config.training_dtype == "fp16")
+        self.training_dtype = resolve_training_dtype(config.training_dtype, device_type,
+                                                     device_supports_bf16(device_type))
+        self.autocast_dtype = AUTOCAST_DTYPES[self.training_dtype]
+        self.scaler = torch.amp.GradScaler(device_type, enabled=self.training_dtype == "fp16")
         self.watch = DivergenceWatch(config.divergence_factor, config.divergence_window)
         self.rollbacks = 0
         self.checkpoints: list[Path] = []
@@ -496,7 +500,8 @@ class Trainer:
         return self._result(stopped, message, final)
 
     def _result(self, stopped: str, message: str, final: Path | None = None) -> TrainResult:
-        return TrainResult(self.network, self.history, final, stopped, message, list(self.checkpoints), self.judge)
+        return TrainResult(self.network, self.history, final, stopped, message, list(self.checkpoints),
+                           self.training_dtype, self.judge)
 
 
 def resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, max_step: int,

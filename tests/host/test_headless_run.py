@@ -65,7 +65,8 @@ def node_train(pack, setup, *, steps, export=False, resume=False, prompt=None):
     model, clip, vae, dataset, network = setup
     node = pack.nodes.train.TrainHypernetwork()
     with torch.inference_mode():
-        return node.train(model, clip, vae, dataset, "none", "[filewords]", "1e-2", steps, 2, 1, 7, 2, resume,
+        return node.train(model, clip, vae, dataset, "none", template="[filewords]", learning_rate="1e-2",
+                          steps=steps, batch_size=2, grad_accumulation_steps=1, seed=7, save_every=2, resume=resume,
                           hypernetwork=network, options={"adamw_eps": ADAMW_EPS}, unique_id=TRAIN_ID,
                           prompt=prompt or graph(),
                           export_run_file=export)

@@ -38,7 +38,8 @@ RELEASED = {
         ("adamw_beta1", "FLOAT", {"default": 0.9, "min": 0.0, "max": 0.9999, "step": 0.001}),
         ("adamw_beta2", "FLOAT", {"default": 0.999, "min": 0.0, "max": 0.99999, "step": 0.0001}),
         ("adamw_eps", "FLOAT", {"default": 1e-08, "min": 1e-12, "max": 0.01, "step": 1e-09}),
-        ("training_dtype", ["fp32", "bf16", "fp16"], {"default": "fp32"}),
+        # "auto" added and made the default for new nodes (saved nodes keep their stored value)
+        ("training_dtype", ["auto", "fp32", "bf16", "fp16"], {"default": "auto"}),
         ("gradient_checkpointing", "BOOLEAN", {"default": False}),
         ("clip_skip", "INT", {"default": 1, "min": 1, "max": 12}),
         ("loss_type", ["mse", "l1", "huber"], {"default": "mse"}),

@@ -114,7 +114,8 @@ def test_images_without_alpha_weigh_one(comfy_host, pack, shapes):  # noqa: F811
 def test_a_second_run_reads_the_latents_from_the_disk_cache(comfy_host, pack, tmp_path):  # noqa: F811
     from tests.support.datasets import make_shapes_dataset
 
-    folder = make_shapes_dataset(tmp_path / "fresh_shapes", count=3, size=64)  # the user folder is a temp one
+    # a seed no other test uses: these images are new to the (temp) cache folder of this test session
+    folder = make_shapes_dataset(tmp_path / "fresh_shapes", count=3, size=64, seed=25)
     dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
     model, clip, vae = comfy_host.tiny.build_tiny("sd1")
     runs = [train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=2,

@@ -15,13 +15,14 @@ from hypernet.train.config import TrainConfig, preset_from_json
 from hypernet.train.preview import PreviewSettings
 from hypernet.train.schedule import CosineRestarts, StepSchedule
 
-# training_settings.json's "config" as every earlier version wrote it (key -> default)
+# training_settings.json's "config" as every earlier version wrote it (key -> default; the default
+# training_dtype became "auto", files that say "fp32" keep it)
 RELEASED_FILE_DEFAULTS = {
     "learning_rate": "1e-5", "steps": 1000, "batch_size": 1, "grad_accumulation_steps": 1, "clip_grad_mode": "none",
     "clip_grad_value": "0.1", "template": "[filewords], [name]", "shuffle_tags": False, "tag_dropout": 0.0,
     "keep_tokens": 0, "latent_sampling": "once", "seed": 0, "save_every": 100, "preview_every": 0,
     "preview_seed_mode": "fixed", "adamw_beta1": 0.9, "adamw_beta2": 0.999, "adamw_eps": 1e-8,
-    "weight_decay": 0.01, "training_dtype": "fp32", "gradient_checkpointing": False, "clip_skip": 1,
+    "weight_decay": 0.01, "training_dtype": "auto", "gradient_checkpointing": False, "clip_skip": 1,
     "loss_type": "mse", "huber_delta": 0.1, "scheduler": "a1111", "cosine_cycle_steps": 64, "cosine_cycle_mult": 1.0,
     "cosine_warmup_steps": 5, "cosine_min_lr": 6e-7, "cosine_gamma": 1.0, "save_at_cycle_end": False,
     "timestep_curriculum": False, "curriculum_start": 0.25, "rollback": True, "rollback_lr_factor": 0.1,
@@ -139,3 +140,30 @@ def test_legacy_layouts_and_the_layout_document():
     document = settings.layout_document()
     assert [len(layout["widgets"]) for layout in document["legacy_layouts"]] == [43, 44]
     assert document["nodes"][settings.TRAIN][:2] == ["template", "learning_rate"]
+
+
+@pytest.mark.parametrize("choice,device,bf16,used", [
+    ("auto", "cuda", True, "bf16"), ("auto", "cuda", False, "fp16"), ("auto", "cpu", False, "fp32"),
+    ("auto", "mps", False, "fp32"), ("fp32", "cuda", True, "fp32"), ("fp16", "cuda", True, "fp16"),
+    ("bf16", "cpu", False, "bf16"),
+])
+def test_auto_precision_resolves_by_device(choice, device, bf16, used):
+    from hypernet.train.precision import resolve_training_dtype
+
+    assert resolve_training_dtype(choice, device, bf16) == used
+
+
+def test_a_saved_explicit_dtype_is_kept_and_new_configs_default_to_auto():
+    assert TrainConfig().training_dtype == "auto"
+    assert TrainConfig.from_json('{"config": {"training_dtype": "fp32"}}').training_dtype == "fp32"
+    assert settings.BY_NAME["training_dtype"].choices[0] == "auto"
+
+
+def test_widget_tooltips_say_more_than_the_name():
+    """A newcomer's tooltip: what it does and when to change it, not the name again."""
+    for setting in settings.SETTINGS:
+        if setting.node is None:
+            continue
+        words = setting.tooltip.split()
+        assert len(words) >= 6, (setting.name, setting.tooltip)
+        assert setting.name.replace("_", " ").lower() not in setting.tooltip.lower()[:len(setting.name) + 2], setting.name

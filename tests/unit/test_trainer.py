@@ -332,3 +332,10 @@ def test_rollback_snapshot_is_a_cpu_copy_that_shares_no_memory():
     assert not torch.equal(saved, optimizer.state[param]["exp_avg"])
     optimizer.load_state_dict(snap)
     assert torch.equal(optimizer.state[param]["exp_avg"], saved)
+
+
+def test_auto_precision_trains_in_fp32_on_the_cpu_and_says_so(tmp_path):
+    result, _ = run(tmp_path, config(steps=2, training_dtype="auto"))
+    assert result.training_dtype == "fp32"
+    explicit, _ = run(tmp_path / "b", config(steps=2, training_dtype="bf16"))
+    assert explicit.training_dtype == "bf16"

@@ -75,9 +75,26 @@ class TinyModelProbe:
         return {"ui": {"patches": [summary]}}
 
 
+class RawTrainOptions:
+    """Any dict on the Train node's options socket, as a third-party node could send it."""
+
+    DESCRIPTION = "Test only: a JSON object sent unchecked as HN_TRAIN_OPTIONS."
+    CATEGORY = "hn_test"
+    RETURN_TYPES = ("HN_TRAIN_OPTIONS",)
+    FUNCTION = "options"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"options_json": ("STRING", {"default": "{}"})}}
+
+    def options(self, options_json):
+        return (json.loads(options_json),)
+
+
 NODE_CLASS_MAPPINGS = {
     "HNTestTinyCheckpointLoader": TinyCheckpointLoader,
     "HNTestLatentStats": TinyLatentStats,
     "HNTestModelProbe": TinyModelProbe,
+    "HNTestRawTrainOptions": RawTrainOptions,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {key: key for key in NODE_CLASS_MAPPINGS}
