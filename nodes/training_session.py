@@ -206,8 +206,7 @@ class TrainingSession:
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
         lines = [result.message, self.start_message, *self.notes,
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
-                 f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
-                 f"latent cache: {latents.nbytes / 2**20:.1f} MB",
+                 f"{_model_memory_line(training_model)}; latent cache: {latents.nbytes / 2**20:.1f} MB",
                  f"checkpoints in {self.run_folder.root}"]
         seeds = self._preview_seeds.report_line()
         if seeds is not None:
@@ -215,6 +214,12 @@ class TrainingSession:
         if result.final_path is not None:
             lines.append(f"final file: {result.final_path}")
         return "\n".join(lines)
+
+
+def _model_memory_line(training_model) -> str:
+    if training_model.copy_bytes:
+        return f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB"
+    return "model trained in place (no copy)"
 
 
 _REPORTED_EVENTS = ("rollback", "optimizer_reset")
