@@ -514,31 +514,34 @@ class _InPlaceWeights:
 
     def __init__(self, module: Any):
         self.module = module
-        self._aliases: dict[tuple[int, str, str], tuple[Any, int, Any]] = {}
+        self._slots: list[tuple[dict, str, bool]] | None = None  # (owner's table, name, is a parameter)
+        self._aliases: dict[tuple[int, str], tuple[Any, int, Any]] = {}
         self._swapped: list[tuple[dict, str, Any, Any]] = []
 
-    def _alias_for(self, owner: Any, kind: str, name: str, tensor: Any) -> Any:
+    def _alias_for(self, table: dict, name: str, is_param: bool, tensor: Any) -> Any:
         import torch
 
-        key = (id(owner), kind, name)
+        key = (id(table), name)
         cached = self._aliases.get(key)
         if cached is not None and cached[0] is tensor and cached[1] == tensor.data_ptr():
             return cached[2]
         alias = _autograd_alias(tensor)
-        if kind == "_parameters":
+        if is_param:
             alias = torch.nn.Parameter(alias, requires_grad=False)
         self._aliases[key] = (tensor, tensor.data_ptr(), alias)
         return alias
 
     def __enter__(self) -> "_InPlaceWeights":
-        for owner in self.module.modules():
-            for kind in ("_parameters", "_buffers"):
-                table = owner.__dict__.get(kind) or {}
-                for name, tensor in table.items():
-                    if tensor is not None and tensor.is_inference() and _aliasable(tensor):
-                        alias = self._alias_for(owner, kind, name, tensor)
-                        table[name] = alias
-                        self._swapped.append((table, name, tensor, alias))
+        if self._slots is None:  # every parameter and buffer slot of the tree, found once
+            self._slots = [(table, name, kind == "_parameters") for owner in self.module.modules()
+                           for kind in ("_parameters", "_buffers") for table in [owner.__dict__.get(kind) or {}]
+                           for name in table]
+        for table, name, is_param in self._slots:
+            tensor = table.get(name)
+            if tensor is not None and tensor.is_inference() and _aliasable(tensor):
+                alias = self._alias_for(table, name, is_param, tensor)
+                table[name] = alias
+                self._swapped.append((table, name, tensor, alias))
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -548,7 +551,7 @@ class _InPlaceWeights:
         self._swapped = []
 
     def close(self) -> None:
-        self._aliases = {}
+        self._aliases, self._slots = {}, None
 
 
 def needs_model_copy(model: Any) -> bool:
