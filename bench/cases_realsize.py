@@ -87,16 +87,45 @@ def _node_memory(env: Any, setup: BenchSetup, model: Any, clip: Any, vae: Any, a
         network = setup.network("realsize")
         with torch.inference_mode():  # what CreateHypernetwork hands the Train node
             network = setup.hn.network.module.Hypernetwork.create(network.config)
+        phases = _phase_peaks(env.pack.nodes.bridge.TrainingModel)
         before, valid = _reset()
         with torch.inference_mode():
             result = train_node.TrainHypernetwork().train(
                 model=model, clip=clip, vae=vae, dataset=dataset, hypernetwork_name="none", template="[filewords]",
                 learning_rate="1e-5", steps=args.get("steps", 2), batch_size=args["batch"], grad_accumulation_steps=1,
                 seed=0, save_every=0, resume=False, hypernetwork=network)
-        peak = peak_rss_bytes()
+        phases.finish(peak_rss_bytes())
+        peak = max(phases.peaks.values())  # the high-water mark was reset between phases
         report = result["ui"]["text"][0]
     return {"before": before, "peak": peak, "growth": peak - before, "valid": valid, "report": report,
+            "phases": {name: value - before for name, value in phases.peaks.items()},
             "network_param_bytes": sum(p.numel() * p.element_size() for p in network.parameters())}
+
+
+class _phase_peaks:
+    """Peak RSS per phase of a Train node run: before training (VAE and CLIP encoding of the
+    dataset), training (TrainingModel alive: the steps), after (the final file): the high-water
+    mark is read and reset where TrainingModel is made and closed (wrapped for this process only)."""
+
+    def __init__(self, training_model_class: Any):
+        self.peaks: dict[str, int] = {}
+        original_init, original_close = training_model_class.__init__, training_model_class.close
+        phases = self
+
+        def init(model_self, *args, **kwargs):
+            phases.peaks["encode (VAE, CLIP) before training"] = peak_rss_bytes()
+            reset_peak_rss()
+            original_init(model_self, *args, **kwargs)
+
+        def close(model_self):
+            original_close(model_self)
+            phases.peaks["training"] = peak_rss_bytes()
+            reset_peak_rss()
+
+        training_model_class.__init__, training_model_class.close = init, close
+
+    def finish(self, peak: int) -> None:
+        self.peaks["after training (final file, report)"] = peak
 
 
 CASES = {"realsize_build": case_realsize_build, "realsize_memory": case_realsize_memory}

@@ -203,6 +203,9 @@ def bench_realsize(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> lis
                  f"{step['copy_bytes'] / MB:.0f} MB")
     notes.append("realsize, where the node's extra over the floor goes:\n"
                  + "\n".join(realsize_breakdown(floor, step, node)))
+    if node.get("phases"):
+        notes.append("realsize, the node's peak above the loaded model per phase: "
+                     + "; ".join(f"{name} {value / MB:.0f} MB" for name, value in node["phases"].items()))
     denominator = (floor["growth"] + network_work) / MB
     return [make_row("SD1.5 file, Train node peak above the loaded model / (frozen UNet fwd+bwd + network's "
                      "activations, gradients, AdamW state), 256 px (MB)", node["growth"] / MB, denominator,
@@ -240,8 +243,10 @@ def bench_node(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Ro
     notes.append("node, what each part costs per step (CPU s; share of the floor):\n"
                  + "\n".join(["| part | s | of floor |", "|---|---|---|"]
                               + [f"| {label} | {value:.3f} | {value / floor_s:.0%} |" for label, value in parts]))
+    steps = res["samples"]["guide"]["cpu"]  # the spread is the step-to-step spread of the node's cost
     return [make_row("Train node via the server, guide's settings, per step (steps 2.., no saves/previews) / "
-                     "(frozen UNet fwd+bwd + network's own work) (cpu s)", per_step["guide"], floor_s, at_most(1.10))]
+                     "(frozen UNet fwd+bwd + network's own work) (cpu s)", per_step["guide"], floor_s, at_most(1.10),
+                     ratios=[value / floor_s for value in steps])]
 
 
 def bench_sampling(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
