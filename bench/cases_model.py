@@ -57,8 +57,21 @@ class BenchSetup:
                 model, load_device=comfy.model_management.get_torch_device(),
                 offload_device=comfy.model_management.unet_offload_device())
             self.clip = tiny.build_clip("sd1", seed)
+        self._measure()
+
+    @classmethod
+    def from_loaded(cls, env: Any, model: Any, clip: Any) -> "BenchSetup":
+        """A setup around a MODEL and CLIP the host loaded (e.g. from a checkpoint file)."""
+        setup = cls.__new__(cls)
+        setup.env, setup.torch = env, env.torch
+        setup.bridge, setup.hn = env.pack.nodes.bridge, env.pack.hypernet
+        setup.model, setup.clip = model, clip
+        setup._measure()
+        return setup
+
+    def _measure(self) -> None:
         self.widths = self.bridge.all_attention_widths(self.model)
-        self.unet_params = sum(p.numel() for p in model.diffusion_model.parameters())
+        self.unet_params = sum(p.numel() for p in self.model.model.diffusion_model.parameters())
 
     def network(self, name: str = "bench", layer_structure=(1, 2, 1), sizes=None):
         cfg = self.hn.network.hypernetwork_config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
