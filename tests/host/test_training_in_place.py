@@ -163,7 +163,8 @@ def test_host_model_samples_identically_after_a_training_run(comfy_host, pack, t
     node = pack.nodes.train.TrainHypernetwork()
     for index, trained_on in enumerate((lora, model)):
         with torch.inference_mode():  # the host runs every node in inference mode
-            out = node.train(trained_on, clip, vae, dataset, "none", "[filewords]", "1e-2", 2, 2, 1, 0, 0, False,
+            out = node.train(trained_on, clip, vae, dataset, "none", template="[filewords]", learning_rate="1e-2",
+                             steps=2, batch_size=2, grad_accumulation_steps=1, seed=0, save_every=0, resume=False,
                              hypernetwork=create(pack, f"in_place_run{index}", [32, 64, 768]), preview_every=2,
                              preview_steps=1)
         assert "trained in place" in out["ui"]["text"][0]
