@@ -88,7 +88,8 @@ def test_a_stored_name_that_escapes_is_only_metadata(comfy_server, dataset_folde
     assert {f"{file_name}-1.pt", f"{file_name}-2.pt", "hypernetwork_loss.csv"} <= {p.name for p in run_dir.iterdir()}
     new = tree(layout.root) - before
     assert all(p.startswith(f"host/models/hypernetworks/{file_name}") or p.startswith("host/temp")
-               or p.startswith("host/output") for p in new), sorted(new)
+               or p.startswith("host/output") or p.startswith("host/user/hypernetwork_latent_cache")
+               for p in new), sorted(new)
     assert f"final file: {layout.hypernetworks / file_name}.pt" in report_of(result, train)
     assert load_hypernetwork(layout.hypernetworks / f"{file_name}.pt").name == file_name
 
