@@ -1,0 +1,189 @@
+"""Training on the host's model: the trainable copy (TrainingModel), latents and prompts for it, unloading."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import comfy.model_management
+
+from .patches import set_attention_patch
+from .sampling import encode_prompt, sample
+
+logger = logging.getLogger(__name__)
+
+
+def release_from_device(patcher: Any) -> None:
+    """Tell the host's model management to unload `patcher` (moves it to its offload device)."""
+    loaded = comfy.model_management.current_loaded_models
+    for index in range(len(loaded) - 1, -1, -1):
+        if getattr(loaded[index], "model", None) is patcher:
+            loaded.pop(index).model_unload()
+    comfy.model_management.soft_empty_cache()
+
+
+def release_vae_from_device(vae: Any) -> None:
+    """Unload a VAE's weights from the device (training keeps only the cached latents)."""
+    release_from_device(vae.patcher)
+
+
+def encode_latent_distribution(vae: Any, pixels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor | None"]:
+    """(mean, std) of the VAE posterior for IMAGE pixels (B, H, W, 3); std is None for VAEs
+    without a Gaussian posterior (e.g. TAESD), whose single output is used as the mean.
+
+    Unscaled latents on the CPU, as normal (non-inference) tensors.
+    """
+    import torch
+
+    fsm = vae.first_stage_model
+    has_posterior = all(hasattr(fsm, name) for name in ("encoder", "quant_conv"))
+    with torch.inference_mode(False), torch.no_grad():
+        if not has_posterior:
+            return vae.encode(pixels[..., :3]).float().cpu().clone(), None
+        comfy.model_management.load_models_gpu([vae.patcher])
+        x = vae.process_input(pixels[..., :3].movedim(-1, 1)).to(vae.vae_dtype).to(vae.device)
+        moments = fsm.quant_conv(fsm.encoder(x)).float()
+        mean, logvar = torch.chunk(moments, 2, dim=1)
+        std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
+        return mean.cpu().clone(), std.cpu().clone()
+
+
+def encode_prompt_for_training(clip: Any, text: str, clip_skip: int = 1) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+    """(cond (1, tokens, width), pooled) as normal CPU tensors that can take part in backward."""
+    import torch
+
+    cond = encode_prompt(clip, text, clip_skip)[0]
+    with torch.inference_mode(False):
+        pooled = cond[1].get("pooled_output")
+        return cond[0].float().cpu().clone(), None if pooled is None else pooled.float().cpu().clone()
+
+
+def _block_norms(diffusion_model: Any) -> list:
+    norms = []
+    for module in diffusion_model.modules():
+        if type(module).__name__ == "BasicTransformerBlock":
+            norms += [getattr(module, n) for n in ("norm1", "norm2", "norm3") if hasattr(module, n)]
+    return norms
+
+
+def _clone_input(module: Any, args: tuple) -> tuple:
+    return tuple(a.clone() if hasattr(a, "clone") and getattr(a, "requires_grad", False) else a for a in args)
+
+
+class TrainingModel:
+    """A trainable copy of a MODEL, loaded through the host's model management.
+
+    - The host loads models inside inference mode, so their weights are inference tensors that
+      autograd cannot save for backward: we deep-copy the model once (normal tensors, frozen),
+      into a clone of the incoming ModelPatcher (its LoRA weight patches and other attention
+      patches apply to the copy). `copy_bytes` is what that costs.
+    - The 2024 host adds transformer residuals in place (`x += n`), which breaks backward through
+      any hypernetwork that is not in the last block. On our copy only, each transformer block's
+      norm layers get their input cloned (a pre-hook), so the in-place add never touches a tensor
+      autograd saved. Inference on the user's model is untouched; the current host adds out of
+      place and the hook is then harmless.
+    - Optional gradient checkpointing wraps each transformer block of the copy.
+    Always `close()` it (also on error or Cancel): it unloads the copy and drops it.
+    """
+
+    def __init__(self, model: Any, patch: Any, gradient_checkpointing: bool = False):
+        import copy
+
+        import torch
+
+        with torch.inference_mode(False):
+            patcher = model.clone()
+            patcher.backup = {}
+            if hasattr(patcher, "object_patches_backup"):
+                patcher.object_patches_backup = {}
+            patcher.model = copy.deepcopy(model.model)
+            for param in patcher.model.parameters():
+                param.requires_grad_(False)
+            set_attention_patch(patcher, patch)
+            comfy.model_management.load_models_gpu([patcher])
+        self.patcher = patcher
+        self.base = patcher.model
+        self.device = patcher.load_device
+        self.copy_bytes = sum(p.numel() * p.element_size() for p in self.base.parameters())
+        self._handles = [norm.register_forward_pre_hook(_clone_input) for norm in _block_norms(self.base.diffusion_model)]
+        self._checkpointed = []
+        if gradient_checkpointing:
+            self._wrap_checkpointing()
+        logger.info("training copy of %s: %.1f MB", type(self.base).__name__, self.copy_bytes / 2**20)
+
+    def _wrap_checkpointing(self) -> None:
+        import torch.utils.checkpoint
+
+        for module in self.base.diffusion_model.modules():
+            if type(module).__name__ != "BasicTransformerBlock":
+                continue
+            original = module.forward
+
+            def checkpointed(*args, _original=original, **kwargs):
+                return torch.utils.checkpoint.checkpoint(_original, *args, use_reentrant=False, **kwargs)
+
+            module.forward = checkpointed
+            self._checkpointed.append(module)
+
+    @property
+    def transformer_options(self) -> dict:
+        return dict(self.patcher.model_options.get("transformer_options", {}))
+
+    def process_latent_in(self, latent: "torch.Tensor") -> "torch.Tensor":
+        return self.base.process_latent_in(latent)
+
+    def conditioning(self, cond: "torch.Tensor", pooled: "torch.Tensor | None", width: int, height: int) -> dict:
+        """Keyword tensors for apply_model (c_crossattn, and `y` for SDXL-style models)."""
+        extra = self.base.extra_conds(cross_attn=cond, pooled_output=pooled, width=width, height=height,
+                                      target_width=width, target_height=height, crop_w=0, crop_h=0,
+                                      device=self.device)
+        out = {}
+        for key, value in extra.items():
+            tensor = getattr(value, "cond", value)
+            if hasattr(tensor, "to"):
+                out[key] = tensor.to(self.device)
+        out.setdefault("c_crossattn", cond.to(self.device))
+        return out
+
+    def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator",
+                              max_timestep: int = 1000, rows: slice | None = None
+                              ) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """The model's output and its target in the model's own output space (eps or v, ...).
+
+        A uniform random timestep and Gaussian noise per sample (A1111's loss); the host's
+        `model_sampling` does the noising and the output scaling, so eps, v-prediction and other
+        parameterisations are all right without special cases. `rows`: the rows of the batch this
+        process computes (data parallel); the draws are the whole batch's, so the ranks' rows
+        together are exactly the one-process batch. `conds` are already those rows'.
+        """
+        import torch
+
+        sampling = self.base.model_sampling
+        batch = x0.shape[0]
+        timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        if rows is not None:
+            timesteps, noise, x0 = timesteps[rows], noise[rows], x0[rows]
+            batch = x0.shape[0]
+        noise = noise.to(self.device)
+        x0 = x0.to(self.device)
+        sigma = sampling.sigma(timesteps.float().to(sampling.sigmas.device)).to(self.device)
+        noisy = sampling.noise_scaling(sigma.view(batch, 1, 1, 1), noise, x0)
+        denoised = self.base.apply_model(noisy, sigma, transformer_options=self.transformer_options, **conds)
+        c_out = -sampling.calculate_denoised(sigma, torch.ones_like(x0), torch.zeros_like(x0))
+        return denoised.float() / c_out, x0.float() / c_out
+
+    def sample_preview(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+                       positive: list, negative: list, latent: dict) -> dict:
+        """A stock-KSampler sample from the training copy: the network as trained so far."""
+        return sample(self.patcher, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent)
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for module in self._checkpointed:
+            module.__dict__.pop("forward", None)
+        self._checkpointed = []
+        release_from_device(self.patcher)
+        self.patcher = None
+        self.base = None
