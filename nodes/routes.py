@@ -5,7 +5,7 @@ GET /hypernetwork/info?name=<name as listed in the hypernetworks combo>
 GET /hypernetwork/train_layout
   200 {legacy_layouts, nodes}: the Train node's widget layouts of earlier versions and which node
   shows each setting now, from the settings declaration (web/trainLayout.js migrates with it).
-Only files inside the registered hypernetwork folders are read (`paths.resolve_in_folders`
+Only files inside the registered hypernetwork folders are read (`host.paths.resolve_in_folders`
 refuses absolute paths, `..` and symlinks leading out); the answer is metadata, never file bytes.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..hypernet.network.fileio import optim_path
 from ..hypernet.network.health import network_warnings
 from ..hypernet.train.settings import layout_document
 from . import network_files
-from .host import paths, routes
+from .host import routes
 
 logger = logging.getLogger(__name__)
 

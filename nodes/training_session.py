@@ -16,15 +16,18 @@ import torch
 from ..hypernet.data.dataset import Dataset, load_item_image
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.network.patch import HypernetworkPatch, require_match
+from ..hypernet.train.alpha_weight import dataset_weight_maps
 from ..hypernet.train.batches import BatchPlan
 from ..hypernet.train.cache import LatentCache, PromptCache
 from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.train_config import TrainConfig
 from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
+from ..hypernet.train.latent_store import LatentStore, item_key
 from ..hypernet.train.training_preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.templates import parse_template
-from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, resume_point
+from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
+from ..hypernet.train.validation import ValidationSet, split_items
 from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
 from .host import base_model, feedback, patches, paths, sampling, saving, training
 from .tensors import image_to_pil, pil_to_image
@@ -59,14 +62,28 @@ def _multiple_of_8(image):
     return image.crop((left, top, left + w8, top + h8))
 
 
-def encode_dataset_latents(vae, dataset: Dataset, progress: feedback.Progress | None = None) -> list:
-    entries = []
+def encode_dataset_latents(vae, dataset: Dataset, progress: feedback.Progress | None = None,
+                           store: LatentStore | None = None, composite_alpha: bool = True) -> list:
+    """Each item's latent distribution; with a `store`, read from / written to the disk cache.
+    `composite_alpha` False encodes the colours under transparent pixels (alpha_loss_weight)."""
+    entries, keys = [], []
+    identity = training.vae_identity(vae) if store is not None else ""
+    sizes = _sizes(dataset)
     for index, item in enumerate(dataset.items):
         feedback.raise_if_interrupted()
-        pixels = pil_to_image(_multiple_of_8(load_item_image(item)))
-        entries.append(training.encode_latent_distribution(vae, pixels))
+        key = item_key(item, sizes[index], identity, composite_alpha) if store is not None else None
+        cached = store.get(key) if store is not None else None
+        if cached is None:
+            pixels = pil_to_image(_multiple_of_8(load_item_image(item, composite_alpha=composite_alpha)))
+            cached = training.encode_latent_distribution(vae, pixels)
+            if store is not None:
+                store.put(key, cached)
+        entries.append(cached)
+        keys.append(key)
         if progress is not None:
             progress.update(index + 1)
+    if store is not None:
+        store.prune(keep=keys)
     return entries
 
 
@@ -153,7 +170,12 @@ class TrainingSession:
         self._progress = feedback.Progress(total)
         self._set_base_model()
         self.notes.extend(ignored_schedule_notes(config))
-        latents = LatentCache(encode_dataset_latents(self.vae, self.dataset), config.latent_sampling, config.seed)
+        self.latent_store = LatentStore(paths.latent_cache_folder()) if config.latent_disk_cache else None
+        latents = LatentCache(encode_dataset_latents(self.vae, self.dataset, store=self.latent_store,
+                                                     composite_alpha=not config.alpha_loss_weight),
+                              config.latent_sampling, config.seed)
+        self.alpha_maps = (dataset_weight_maps(self.dataset.items, [tuple(m.shape[-2:]) for m in latents.means],
+                                               _multiple_of_8) if config.alpha_loss_weight else None)
         training.release_vae_from_device(self.vae)
         encode = lambda text: training.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
         prompts = PromptCache(parse_template(config.template), self.network.name,
@@ -161,7 +183,10 @@ class TrainingSession:
                               encode)
         prompts.precompute()
         sizes = _sizes(self.dataset)
-        plan = BatchPlan(sizes, [item.repeats for item in self.dataset.items], config.batch_size, config.seed)
+        # Held-out images (validation_images) never enter the batch plan.
+        self.train_items, self.held_out = split_items(len(self.dataset), config.validation_images, config.seed)
+        plan = BatchPlan([sizes[i] for i in self.train_items],
+                         [self.dataset.items[i].repeats for i in self.train_items], config.batch_size, config.seed)
         patch = HypernetworkPatch([(self.network, 1.0)])  # A1111 trains at strength 1
         with torch.inference_mode(False), torch.enable_grad():
             training_model = training.TrainingModel(self.model, patch, config.gradient_checkpointing)
@@ -185,15 +210,20 @@ class TrainingSession:
         self.notes.append(base.report_line())
 
     def _train(self, training_model, latents, prompts, plan, sizes) -> TrainResult:
+        config = self.config
+
         def objective(planned, generator, step, max_timestep=1000):
-            width, height = sizes[planned.items[0]]
-            x0 = training_model.process_latent_in(latents.batch(planned.items, generator))
-            cond, pooled = prompts.conditioning(planned.items, step, planned.epoch)
+            items = [self.train_items[i] for i in planned.items]  # plan indices -> dataset indices
+            width, height = sizes[items[0]]
+            x0 = training_model.process_latent_in(latents.batch(items, generator))
+            cond, pooled = prompts.conditioning(items, step, planned.epoch)
             if planned.rows is not None:  # data parallel: this rank's rows (the batch's draws stay the same)
                 cond, pooled = cond[planned.rows], None if pooled is None else pooled[planned.rows]
             conds = training_model.conditioning(cond, pooled, width, height)
-            return training_model.prediction_and_target(x0, conds, generator, max_timestep=max_timestep,
-                                                        rows=planned.rows)
+            output = training_model.prediction_and_target(
+                x0, conds, generator, max_timestep=max_timestep, rows=planned.rows, noise_offset=config.noise_offset,
+                min_snr_gamma=config.min_snr_gamma)
+            return self._alpha_weighted(output, items if planned.rows is None else items[planned.rows])
 
         def on_step(report):
             self._progress.update(report.step - self._first_step)
@@ -214,9 +244,15 @@ class TrainingSession:
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
             preview=(None if role is not None and not role.writer  # only rank 0 writes previews
                      else lambda step, net: self._preview(training_model, step)),
-            on_event=lambda event: self._send("event", event))
+            on_event=lambda event: self._send("event", event),
+            validate=self._validator(training_model, latents, prompts, sizes),
+            on_validation=lambda step, raw, ema: self._send("validation", {
+                "step": step, "val_loss": None if raw is None else _finite_or_none(raw),
+                "val_loss_ema": None if ema is None else _finite_or_none(ema)}))
         self.run_folder.write_settings({"config": self.config.to_dict(), "network": self.network.config.to_dict(),
-                                        "dataset": {"root": self.dataset.root, "items": len(self.dataset)},
+                                        "dataset": {"root": self.dataset.root, "items": len(self.dataset),
+                                                    "held_out": [Path(self.dataset.items[i].path).name
+                                                                 for i in self.held_out]},
                                         "start": self.start_message})
         trainer = Trainer(self.network, objective, plan, self.config, self.run_folder,
                           device_type=torch.device(training_model.device).type,
@@ -225,12 +261,37 @@ class TrainingSession:
                           sync=role.sync if role is not None else None)
         return trainer.run()
 
+    def _alpha_weighted(self, output: tuple, items: list[int]) -> tuple:
+        """With alpha_loss_weight on, the items' alpha weight maps join the loss weight."""
+        if self.alpha_maps is None:
+            return output
+        alpha = torch.stack([self.alpha_maps[i] for i in items]).to(output[0].device)
+        return output[0], output[1], alpha if len(output) < 3 else output[2] * alpha
+
+    def _validator(self, training_model, latents: LatentCache, prompts: PromptCache, sizes):
+        """The held-out loss of the network as it is now (None when validation is off)."""
+        if not self.held_out:
+            return None
+
+        def evaluate(item, timesteps, noise):
+            width, height = sizes[item]
+            x0 = training_model.process_latent_in(latents.means[item]).expand(len(timesteps), -1, -1, -1)
+            cond, pooled = prompts.conditioning([item] * len(timesteps), 0, 0)
+            conds = training_model.conditioning(cond, pooled, width, height)
+            return self._alpha_weighted(training_model.prediction_and_target(
+                x0, conds, None, timesteps=timesteps, noise=noise), [item] * len(timesteps))
+
+        held_out = ValidationSet(self.held_out, lambda item: tuple(latents.means[item].shape[1:]), self.config.seed,
+                                 lambda p, t, w: objective_loss((p, t, w), self.config))
+        return lambda: held_out.loss(evaluate)
+
     def _report(self, result: TrainResult, training_model, latents: LatentCache) -> str:
-        lines = [result.message, self.start_message, *self.notes,
+        lines = [result.message, self.start_message, *self.notes, *self._judging_lines(result),
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
                  precision_line(self.config.training_dtype, result.training_dtype),
                  f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
                  f"latent cache: {latents.nbytes / 2**20:.1f} MB",
+                 *([self.latent_store.report_line()] if self.latent_store is not None else []),
                  f"checkpoints in {self.run_folder.root}"]
         seeds = self._preview_seeds.report_line()
         if seeds is not None:
@@ -238,6 +299,21 @@ class TrainingSession:
         if result.final_path is not None:
             lines.append(f"final file: {result.final_path}")
         return "\n".join(lines)
+
+
+    def _judging_lines(self, result: TrainResult) -> list[str]:
+        lines = []
+        if self.held_out:
+            names = ", ".join(Path(self.dataset.items[i].path).name for i in self.held_out[:5])
+            more = " ..." if len(self.held_out) > 5 else ""
+            lines.append(f"validation: {len(self.held_out)} held-out image(s), never trained on: {names}{more}")
+        if result.judge is not None:
+            lines += result.judge.report_lines()
+        if self.alpha_maps is not None:
+            weighted = sum(1 for m in self.alpha_maps if not bool((m == 1).all()))
+            lines.append(f"alpha loss weight: {weighted} of {len(self.alpha_maps)} image(s) weighted by their alpha "
+                         "channel; the others weigh 1 everywhere")
+        return lines
 
 
 def ignored_schedule_notes(config) -> list[str]:

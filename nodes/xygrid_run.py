@@ -18,8 +18,9 @@ from PIL import Image
 
 from ..hypernet.grid.image import compose_grid, grid_png_info
 from ..hypernet.grid.plan import CONNECTED, BaseSettings, CellSettings, axis_title, files_on_axes, plan_cells
-from ..hypernet.grid.values import AxisContext, AxisValues, check_grid_size, parse_axis
+from ..hypernet.grid.values import AxisContext, AxisValues, check_grid_size, mark_best_checkpoint, parse_axis
 from ..hypernet.network.module import Hypernetwork
+from ..hypernet.train.judging import VAL_LOSS_KEY
 from ..hypernet.util.atomic import atomic_write_with, require_writable_folder
 from . import network_files
 from .host import feedback, sampling, saving
@@ -51,6 +52,10 @@ class NetworkStore:
         """The training step stored in the file (None when it has none), for ordering globs."""
         return self.get(name).step or None
 
+    def val_loss(self, name: str) -> Optional[float]:
+        """The held-out validation loss training stored in the file (None when it has none)."""
+        return self.get(name).extra.get(VAL_LOSS_KEY)
+
 
 def parse_axes(x_type: str, x_values: str, y_type: str, y_values: str, base: BaseSettings,
                store: NetworkStore) -> tuple[AxisValues, AxisValues]:
@@ -61,7 +66,7 @@ def parse_axes(x_type: str, x_values: str, y_type: str, y_values: str, base: Bas
         step_lookup=store.step)
     x = parse_axis(x_type, x_values, context, name="X")
     y = parse_axis(y_type, y_values, context, name="Y")
-    return x, y
+    return mark_best_checkpoint(x, store.val_loss), mark_best_checkpoint(y, store.val_loss)
 
 
 def build_models(model: Any, cells: Sequence[CellSettings], store: NetworkStore) -> dict[tuple, Any]:

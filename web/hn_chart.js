@@ -1,5 +1,6 @@
 // Drawing the training loss chart on a 2D canvas: raw loss, smoothed loss, the learning rate on a
-// second axis, rollback and NaN-skip events marked. Pure drawing, no app state (a helper module).
+// second axis, rollback and NaN-skip events marked, the held-out validation loss (raw and EMA) as
+// dotted lines with points. Pure drawing, no app state (a helper module).
 
 export const COLORS = {
 	background: "#1b1b1b",
@@ -10,6 +11,8 @@ export const COLORS = {
 	lr: "rgb(76, 208, 125)",
 	rollback: "rgb(255, 64, 64)",
 	nan: "rgb(255, 215, 0)",
+	validation: "rgb(235, 90, 235)",
+	validationEma: "rgb(40, 215, 215)",
 	other: "rgb(160, 160, 160)",
 };
 
@@ -69,8 +72,22 @@ function polyline(ctx, xs, ys, color, width) {
 	ctx.stroke();
 }
 
+function validationPoints(ctx, xs, ys, color) {
+	ctx.setLineDash([3, 2]);
+	polyline(ctx, xs, ys, color, 1.5);
+	ctx.setLineDash([]);
+	ctx.fillStyle = color;
+	for (let i = 0; i < xs.length; i++) if (ys[i] != null) ctx.fillRect(xs[i] - 2.5, ys[i] - 2.5, 5, 5);
+}
+
+/** The validation lines of `data` that have points: [[label, {steps, losses}, color], ...]. */
+export function validationLines(data) {
+	return [["val", data?.val_loss, COLORS.validation], ["val ema", data?.val_loss_ema, COLORS.validationEma]]
+		.filter(([, line]) => line?.steps?.length);
+}
+
 /**
- * Draw `data` ({steps, losses, learning_rates, events}) into a width x height area (CSS pixels;
+ * Draw `data` ({steps, losses, learning_rates, events, val_loss?, val_loss_ema?}) into a width x height area (CSS pixels;
  * the caller scales the context for the device pixel ratio). Returns the number of loss points drawn.
  */
 export function drawLossChart(ctx, width, height, data) {
@@ -80,7 +97,8 @@ export function drawLossChart(ctx, width, height, data) {
 	const steps = data?.steps ?? [];
 	const losses = data?.losses ?? [];
 	const rates = data?.learning_rates ?? [];
-	const lossRange = range(losses);
+	const validation = validationLines(data);
+	const lossRange = range([...losses, ...validation.flatMap(([, line]) => line.losses ?? [])]);
 	if (!steps.length || !lossRange) {
 		ctx.fillStyle = COLORS.text;
 		ctx.textAlign = "center";
@@ -151,6 +169,10 @@ export function drawLossChart(ctx, width, height, data) {
 	polyline(ctx, xs, rates.map((v) => (Number.isFinite(v) ? yRate(v) : null)), COLORS.lr, 1);
 	polyline(ctx, xs, losses.map((v) => (v == null || !Number.isFinite(v) ? null : yLoss(v))), COLORS.raw, 1);
 	polyline(ctx, xs, smooth(losses).map((v) => (v == null ? null : yLoss(v))), COLORS.smoothed, 2);
+	for (const [, line, color] of validation) {
+		const ys = line.losses.map((v) => (v == null || !Number.isFinite(v) ? null : yLoss(v)));
+		validationPoints(ctx, line.steps.map(x), ys, color);
+	}
 	if (steps.length === 1) {
 		ctx.fillStyle = COLORS.smoothed;
 		ctx.fillRect(xs[0] - 2, yLoss(losses[0] ?? lossRange[0]) - 2, 4, 4);
@@ -158,7 +180,8 @@ export function drawLossChart(ctx, width, height, data) {
 
 	// legend
 	ctx.textAlign = "left";
-	const legend = [["loss", COLORS.raw], ["smoothed", COLORS.smoothed], ["lr", COLORS.lr]];
+	const legend = [["loss", COLORS.raw], ["smoothed", COLORS.smoothed], ["lr", COLORS.lr],
+		...validation.map(([name, , color]) => [name, color])];
 	let lx = left;
 	for (const [name, color] of legend) {
 		ctx.fillStyle = color;

@@ -63,6 +63,7 @@ export const TRAIN_EVENTS = [
 	"hypernetwork.train.preview",
 	"hypernetwork.train.checkpoint",
 	"hypernetwork.train.event",
+	"hypernetwork.train.validation",
 ];
 
 // The host's websocket client warns about event types nobody listens to; one app-wide no-op

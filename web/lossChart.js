@@ -1,5 +1,6 @@
 // Train Hypernetwork: a live loss chart (raw + smoothed loss, learning rate on a second axis,
-// rollback and NaN-skip events marked), fed by `hypernetwork.train.*` websocket events and
+// rollback and NaN-skip events marked, held-out validation loss as its own line), fed by
+// `hypernetwork.train.*` websocket events and
 // replaced by the node's `loss` output when the run ends (or is restored after a reload).
 import { app } from "../../scripts/app.js";
 import { drawLossChart } from "./hn_chart.js";
@@ -21,6 +22,9 @@ export class LossSeries {
 		this.losses = [];
 		this.learning_rates = [];
 		this.events = [];
+		// held-out validation loss (raw and EMA weights): sparse {steps, losses}, as in the HN_LOSS output
+		this.val_loss = { steps: [], losses: [] };
+		this.val_loss_ema = { steps: [], losses: [] };
 	}
 
 	/** Drop everything after `step` (a rollback, or a new run starting lower than the last one). */
@@ -32,6 +36,26 @@ export class LossSeries {
 			this.learning_rates.length = keep;
 		}
 		this.events = this.events.filter((e) => !(e.step > step));
+		for (const line of [this.val_loss, this.val_loss_ema]) {
+			const cut = line.steps.findIndex((s) => s > step);
+			if (cut >= 0) {
+				line.steps.length = cut;
+				line.losses.length = cut;
+			}
+		}
+	}
+
+	/** A validation pass at `step`: the raw weights' held-out loss and the EMA's (either may be null). */
+	addValidation(step, loss, emaLoss) {
+		for (const [line, value] of [[this.val_loss, loss], [this.val_loss_ema, emaLoss]]) {
+			if (!Number.isFinite(value)) continue;
+			const at = line.steps.indexOf(step);
+			if (at >= 0) line.losses[at] = value;
+			else {
+				line.steps.push(step);
+				line.losses.push(value);
+			}
+		}
 	}
 
 	addStep(step, loss, lr) {
@@ -52,6 +76,10 @@ export class LossSeries {
 		this.losses = (history?.losses ?? []).map((v) => (Number.isFinite(v) ? v : null));
 		this.learning_rates = [...(history?.learning_rates ?? [])];
 		this.events = [...(history?.events ?? [])];
+		for (const name of ["val_loss", "val_loss_ema"]) {
+			const line = history?.[name];
+			this[name] = { steps: [...(line?.steps ?? [])], losses: (line?.losses ?? []).map((v) => (Number.isFinite(v) ? v : null)) };
+		}
 	}
 }
 
@@ -102,6 +130,10 @@ app.registerExtension({
 			});
 			listenForNode(this, "hypernetwork.train.event", (detail) => {
 				chart.series.addEvent(detail);
+				chart.changed();
+			});
+			listenForNode(this, "hypernetwork.train.validation", (detail) => {
+				chart.series.addValidation(detail.step, detail.val_loss, detail.val_loss_ema);
 				chart.changed();
 			});
 		});

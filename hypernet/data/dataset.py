@@ -93,7 +93,7 @@ def crop_transform(left: int, top: int, width: int, height: int) -> Transform:
 
 
 def apply_transform(img: Image.Image, t: Transform) -> Image.Image:
-    """Apply one Transform to an RGB image."""
+    """Apply one Transform to an RGB image (or to its alpha map, mode L: padding is then 0)."""
     left, top, right, bottom = t.box
     box_w, box_h = right - left, bottom - top
     is_exact_crop = (all(float(v).is_integer() for v in t.box)
@@ -105,7 +105,7 @@ def apply_transform(img: Image.Image, t: Transform) -> Image.Image:
     else:
         out = img.resize(t.size, Image.Resampling.LANCZOS, box=t.box)
     if t.canvas is not None:
-        canvas = Image.new("RGB", t.canvas, t.fill)
+        canvas = Image.new(img.mode, t.canvas, t.fill if img.mode == "RGB" else 0)
         canvas.paste(out, t.offset)
         out = canvas
     if t.flip:
@@ -175,13 +175,14 @@ class DatasetItem:
         return cls(path, width, height, caption, repeats, transforms)
 
 
-def load_item_image(item: DatasetItem, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_item_image(item: DatasetItem, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    composite_alpha: bool = True) -> Image.Image:
     """Decode the item's file and apply its transforms: the final RGB image at `item.size`.
 
     Raises BadImageError (a ValueError) for unreadable files and ValueError when the file's size
     no longer matches the dataset record (the file was replaced after scanning).
     """
-    img = load_rgb(item.path, max_pixels=max_pixels)
+    img = load_rgb(item.path, max_pixels=max_pixels, composite_alpha=composite_alpha)
     if img.size != (item.width, item.height):
         raise ValueError(
             f"{item.path} is {img.width}x{img.height} but the dataset recorded "

@@ -222,8 +222,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # P, L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def load_rgb(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an image file to oriented RGB (first frame of animations). Raises BadImageError."""
+def _decode(path: str, max_pixels: int) -> tuple[Image.Image, int]:
+    """The decoded (not yet oriented) image and its EXIF orientation. Raises BadImageError."""
     try:
         with open(path, "rb") as fh:
             try:
@@ -239,7 +239,31 @@ def load_rgb(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise
     except OSError as exc:
         raise BadImageError(path, "unreadable", str(exc)) from exc
-    rgb = to_rgb(img)
+    return img, orientation
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def load_alpha(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
+    """The oriented alpha channel (mode L) of an image file, None when it has no transparency
+    (the loss weight map of A1111's "Use PNG alpha channel as loss weight")."""
+    img, orientation = _decode(path, max_pixels)
+    if not _has_alpha(img):
+        return None
+    alpha = img.convert("RGBA").getchannel("A")
+    method = _TRANSPOSE.get(orientation)
+    return alpha.transpose(method) if method is not None else alpha
+
+
+def load_rgb(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, composite_alpha: bool = True) -> Image.Image:
+    """Decode an image file to oriented RGB (first frame of animations). Raises BadImageError.
+
+    `composite_alpha` False keeps the colours under transparent pixels (alpha dropped, as A1111
+    does when the alpha channel is the loss weight) instead of compositing on white."""
+    img, orientation = _decode(path, max_pixels)
+    rgb = to_rgb(img) if composite_alpha or not _has_alpha(img) else img.convert("RGBA").convert("RGB")
     method = _TRANSPOSE.get(orientation)
     if method is not None:
         rgb = rgb.transpose(method)

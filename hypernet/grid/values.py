@@ -13,6 +13,7 @@ Every bad value raises `ValueError` naming the axis and the value.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import enum
 import fnmatch
 import io
@@ -480,6 +481,23 @@ def _checkpoint_legend(files: Sequence[tuple[str, str]], steps: dict[str, int], 
     shown = [f"{names[name]} = {relative}" for name, relative in files[:_LEGEND_FILES]]
     more = f"; +{len(files) - _LEGEND_FILES} more" if len(files) > _LEGEND_FILES else ""
     return "; ".join(shown) + more
+
+
+BEST_MARK = " (best val)"
+
+
+def mark_best_checkpoint(axis: AxisValues, val_loss_of: Callable[[str], Optional[float]]) -> AxisValues:
+    """A hypernetwork axis with the lowest held-out validation loss (stored in training's files)
+    marked in its label; unchanged when fewer than two of its files carry one."""
+    if axis.axis_type is not AxisType.HYPERNETWORK:
+        return axis
+    losses = [None if v is None else val_loss_of(v) for v in axis.values]
+    known = [v for v in losses if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if len(known) < 2:
+        return axis
+    lowest = min(known)
+    labels = tuple(label + BEST_MARK if loss == lowest else label for label, loss in zip(axis.labels, losses))
+    return dataclasses.replace(axis, labels=labels)
 
 
 def parse_axis(

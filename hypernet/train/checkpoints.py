@@ -59,10 +59,18 @@ class RunFolder:
         self.name = safe_name(name, "hypernetwork name")
         self.root = Path(hypernetwork_folder) / self.name
         self._pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.pt$")
-        self._stepped = re.compile(rf"^{re.escape(name)}-(\d+)\.(?:pt|pt\.optim|png)$")
+        self._stepped = re.compile(rf"^{re.escape(name)}-(\d+)(?:\.pt|\.pt\.optim|\.png|-ema\.pt)$")
 
     def checkpoint_path(self, step: int) -> Path:
         return self.root / f"{self.name}-{step}.pt"
+
+    def ema_path(self, step: int) -> Path:
+        """The EMA weights saved beside checkpoint `step` (an ordinary A1111 file)."""
+        return self.root / f"{self.name}-{step}-ema.pt"
+
+    def best_path(self) -> Path:
+        """A copy of the checkpoint with the lowest validation loss so far."""
+        return self.root / f"{self.name}-best.pt"
 
     def preview_path(self, step: int) -> Path:
         return self.root / f"{self.name}-{step}.png"
@@ -117,7 +125,7 @@ class RunFolder:
         settings, final record); anything else a user put there is none of the run's business."""
         if not self.root.is_dir():
             return []
-        own = {SETTINGS_NAME, FINAL_RECORD_NAME, CSV_NAME}
+        own = {SETTINGS_NAME, FINAL_RECORD_NAME, CSV_NAME, self.best_path().name}
         return sorted(p for p in self.root.iterdir()
                       if (p.name in own or self._stepped.match(p.name)) and p.is_file() and not p.is_symlink())
 

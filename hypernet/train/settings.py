@@ -219,6 +219,30 @@ SETTINGS: tuple[Setting, ...] = _settings(
     Setting("save_on_cancel", "BOOLEAN", True, TRAINING_OPTIONS, store="run",
             tooltip=("Cancel saves the step training stopped at (<name>-<step>.pt with its .optim), so queueing "
                      "again resumes there and nothing trained is lost. Off: only the save_every checkpoints stay.")),
+    # Judging a run: appended after the released options, so saved widget values keep their places.
+    Setting("validation_images", "STRING", "0", TRAINING_OPTIONS,
+            tooltip=("Hold out this many images (4) or this share of them (10%), picked by the seed and never "
+                     "trained on; their loss (val_loss) is computed at every save and every validate_every steps "
+                     "and names the best checkpoint. 0 = off.")),
+    Setting("validate_every", "INT", 0, TRAINING_OPTIONS, min=0, max=1_000_000,
+            tooltip="Also compute the validation loss every N steps (0 = only at each save)."),
+    Setting("stop_after_no_improvement", "INT", 0, TRAINING_OPTIONS, min=0, max=10_000,
+            tooltip=("Stop when this many validations in a row found no new lowest validation loss (0 = never). "
+                     "Needs validation_images.")),
+    Setting("ema_decay", "FLOAT", 0.0, TRAINING_OPTIONS, min=0.0, max=0.99999, step=0.0001,
+            tooltip=("Keep an exponential moving average of the weights (0.999 typical; 0 = off), validated beside "
+                     "the raw weights and saved as <name>-<step>-ema.pt.")),
+    Setting("min_snr_gamma", "FLOAT", 0.0, TRAINING_OPTIONS, min=0.0, max=100.0, step=0.5,
+            tooltip=("Min-SNR loss weighting (Hang et al. 2023; 5 in the paper; 0 = off): eases the low-noise "
+                     "timesteps, for eps and v-prediction models.")),
+    Setting("noise_offset", "FLOAT", 0.0, TRAINING_OPTIONS, min=0.0, max=1.0, step=0.01,
+            tooltip="Offset noise (0.05-0.1 typical; 0 = off): lets the network change an image's overall brightness."),
+    Setting("alpha_loss_weight", "BOOLEAN", False, TRAINING_OPTIONS,
+            tooltip=("A1111's 'Use PNG alpha channel as loss weight': transparent pixels count less (alpha 0: not "
+                     "at all); images without alpha count fully.")),
+    Setting("latent_disk_cache", "BOOLEAN", True, TRAINING_OPTIONS,
+            tooltip=("Keep the images' VAE latents in ComfyUI's user/hypernetwork_latent_cache folder, so later "
+                     "runs on the same images, crops and VAE skip encoding (bounded in size; safe to delete).")),
     # ---- HypernetworkPreviewOptions
     Setting("preview_every", "INT", 0, PREVIEW_OPTIONS, min=0, max=1_000_000,
             tooltip=("Render a preview image every N steps, to watch the network learn (the guide: every 500). 0 "

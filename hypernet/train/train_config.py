@@ -16,6 +16,7 @@ from .schedule import CosineRestarts, StepSchedule, parse_schedule
 from .settings import (CLIP_GRAD_MODES, LATENT_SAMPLING, LOSS_TYPES, SCHEDULERS,  # noqa: F401 (re-exported)
                        SETTINGS, TRAINING_DTYPES, check_value, make_settings_class)
 from .templates import CaptionConfig, parse_template
+from .validation import held_out_count
 
 
 class _TrainConfigBase:
@@ -41,6 +42,14 @@ class _TrainConfigBase:
         set_(self, "cosine", cosine)
         set_(self, "template_lines", parse_template(self.template, "template"))
         self.caption_config()
+        self._check_judging()
+
+    def _check_judging(self) -> None:
+        """What the declaration's ranges cannot say about validation (issue 25)."""
+        held_out = held_out_count(self.validation_images, 2**62)  # the syntax; the dataset size is checked at the start
+        if self.stop_after_no_improvement and held_out == 0:
+            raise ValueError(f"stop_after_no_improvement: {self.stop_after_no_improvement} is invalid; it needs "
+                             "held-out images: set validation_images (e.g. 10%) or use 0")
 
     def caption_config(self) -> CaptionConfig:
         return CaptionConfig(shuffle_tags=self.shuffle_tags, tag_dropout=float(self.tag_dropout),

@@ -24,7 +24,9 @@ from ..network.module import Hypernetwork
 from .batches import BatchPlan, PlannedBatch, rank_share
 from .checkpoints import RunFolder
 from .train_config import TrainConfig
+from .judging import Judge
 from .log import LossHistory, LossRow
+from .loss_terms import weighted_loss
 from .precision import AUTOCAST_DTYPES, device_supports_bf16, resolve_training_dtype
 from .templates import derive_seed
 
@@ -47,10 +49,11 @@ class GradientSync(Protocol):
 
 
 class Objective(Protocol):
-    """Turns one planned micro-batch into (prediction, target) tensors of the same shape."""
+    """Turns one planned micro-batch into (prediction, target) tensors of the same shape, or
+    (prediction, target, weight) with a loss weight that broadcasts to them (Min-SNR, alpha)."""
 
     def __call__(self, batch: PlannedBatch, generator: torch.Generator, step: int,
-                 max_timestep: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+                 max_timestep: int = 1000) -> tuple[torch.Tensor, ...]:
         ...
 
 
@@ -78,6 +81,9 @@ class TrainHooks:
     is_cancel: Callable[[BaseException], bool] = lambda exc: False
     # Cancel saves the step reached (weights + .optim), so nothing trained since save_every is lost.
     save_on_cancel: bool = True
+    # The held-out loss of the network's current weights (the trainer sets eval mode and no_grad).
+    validate: Callable[[], float] | None = None
+    on_validation: Callable[[int, float | None, float | None], None] | None = None  # (step, raw, EMA)
 
 
 @dataclass
@@ -85,10 +91,11 @@ class TrainResult:
     network: Hypernetwork
     history: LossHistory
     final_path: Path | None
-    stopped: str  # "finished" | "cancelled" | "diverged"
+    stopped: str  # "finished" | "cancelled" | "diverged" | "early_stop"
     message: str
     checkpoints: list[Path] = field(default_factory=list)
     training_dtype: str = "fp32"  # what the forward ran in ("auto" resolved)
+    judge: Judge | None = None  # validation, EMA and the best checkpoint
 
 
 def element_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str, huber_delta: float) -> torch.Tensor:
@@ -101,6 +108,13 @@ def element_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str,
     if loss_type == "huber":
         return torch.nn.functional.huber_loss(prediction, target, delta=huber_delta)
     raise ValueError(f"loss_type: {loss_type!r} is invalid; use mse, l1 or huber")
+
+
+def objective_loss(output: tuple[torch.Tensor, ...], config: TrainConfig) -> torch.Tensor:
+    """The mean loss of an objective's output, weighted when it carries a weight."""
+    if len(output) > 2 and output[2] is not None:
+        return weighted_loss(output[0], output[1], output[2], config.loss_type, config.huber_delta)
+    return element_loss(output[0], output[1], config.loss_type, config.huber_delta)
 
 
 def learning_rate_function(config: TrainConfig) -> tuple[Callable[[int], float], int]:
@@ -226,6 +240,8 @@ class Trainer:
         self._good: tuple[int, dict, dict] | None = None  # (step, network state, optimizer state)
         self._pending: list[str] = []  # events to mark on the next CSV row (e.g. after a rollback)
         self._cosine = config.cosine
+        self.judge = Judge(network, config, run_folder, self.hooks.validate, self._autocast, self.history)
+        self._best_good: tuple[int, dict, dict] | None = None  # the best-validated checkpoint's state
 
     # ---------------------------------------------------------------- state helpers
 
@@ -280,12 +296,30 @@ class Trainer:
         if self.hooks.on_event is not None:
             self.hooks.on_event({"step": step, "kind": kind, "message": message})
 
+    def _autocast(self):
+        return torch.autocast(self.device_type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        """Validate the current weights and put the result on the current step's CSV row."""
+        raw, ema = self.judge.validate(self.network)
+        if self.history.rows and self.history.rows[-1].step == self.network.step:
+            self.history.rows[-1].val_loss, self.history.rows[-1].val_loss_ema = raw, ema
+        if self.hooks.on_validation is not None:
+            self.hooks.on_validation(self.network.step, raw, ema)
+        return raw, ema
+
     def _save_checkpoint(self) -> Path:
         self.optimizer.param_groups[0][LR_SCALE_KEY] = self.lr_scale
+        if self.judge.validating and (self.judge.last is None or self.judge.last[0] != self.network.step):
+            self._validate()
+        val_loss = self.judge.before_save(self.network)
         path = self.run_folder.save_checkpoint(self.network, OPTIMIZER_NAME, self.optimizer.state_dict())
         self.history.write(self.run_folder.root)
         self.checkpoints.append(path)
         self._snapshot()
+        if self.judge.after_save(self.network, path, val_loss):
+            self._best_good = self._good
         if self.hooks.on_checkpoint is not None:
             self.hooks.on_checkpoint(self.network.step, path)
         return path
@@ -312,14 +346,13 @@ class Trainer:
             epoch = planned.epoch
             if planned.share == 0:  # fewer items than ranks: this rank adds nothing to this batch
                 continue
-            with torch.autocast(self.device_type, dtype=self.autocast_dtype or torch.float32,
-                                enabled=self.autocast_dtype is not None):
+            with self._autocast():
                 if self.config.timestep_curriculum:
-                    prediction, target = self.objective(planned, gen, step,
-                                                        max_timestep=max_timestep_at(self.config, step, self.end_step))
+                    output = self.objective(planned, gen, step,
+                                            max_timestep=max_timestep_at(self.config, step, self.end_step))
                 else:
-                    prediction, target = self.objective(planned, gen, step)
-                loss = element_loss(prediction, target, self.config.loss_type, self.config.huber_delta) / accum
+                    output = self.objective(planned, gen, step)
+                loss = objective_loss(output, self.config) / accum
                 if planned.rows is not None:  # the ranks' sum is the whole batch's mean
                     loss = loss * planned.share
             self.scaler.scale(loss).backward()
@@ -346,7 +379,10 @@ class Trainer:
                     f"stopped. Lower the learning rate and resume from the last checkpoint")
         self.rollbacks += 1
         self.lr_scale *= self.config.rollback_lr_factor
+        if self._best_good is not None:  # with validation on: back to the best checkpoint, not the newest
+            self._good = self._best_good
         back_to = self._restore_good()
+        self.judge.after_rollback(self.network)
         self.history.truncate_after(back_to)
         self.watch.reset()
         self._event(back_to, "rollback", f"{why} at step {step}; rolled back to step {back_to}, "
@@ -399,6 +435,8 @@ class Trainer:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                 network.step = step + 1
+                if event == "":
+                    self.judge.after_update(network)
                 bad_norm = _weight_norm(self.params) > config.max_weight_norm
                 diverging = event == "" and self.watch.update(loss)
                 if config.rollback and (bad_norm or diverging):
@@ -417,8 +455,13 @@ class Trainer:
                 if self.hooks.on_step is not None:
                     self.hooks.on_step(StepReport(step + 1, end, loss, lr, epoch, time.perf_counter() - started, event))
                 cycle_end = bool(config.save_at_cycle_end and self._cosine and self._cosine.is_cycle_end(step))
-                if (config.save_every and network.step % config.save_every == 0) or cycle_end:
+                save_due = bool(config.save_every and network.step % config.save_every == 0) or cycle_end
+                if self.judge.due(network.step, save_due):
+                    self._validate()
+                if save_due:
                     self._save_checkpoint()
+                if self.judge.should_stop:
+                    return self._finish("early_stop", self.judge.stop_message(network.step))
                 preview_due = config.preview_every and network.step % config.preview_every == 0
                 if (preview_due or cycle_end) and self.hooks.preview:
                     network.eval()
@@ -478,7 +521,7 @@ class Trainer:
 
     def _result(self, stopped: str, message: str, final: Path | None = None) -> TrainResult:
         return TrainResult(self.network, self.history, final, stopped, message, list(self.checkpoints),
-                           self.training_dtype)
+                           self.training_dtype, self.judge)
 
 
 def resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool, max_step: int,

@@ -121,3 +121,10 @@ def user_directory() -> Path:
     if getter is not None:
         return Path(getter())
     return Path(getattr(folder_paths, "user_directory", os.path.join(folder_paths.base_path, "user")))
+
+
+def latent_cache_folder() -> Path:
+    """Where the latent disk cache lives: `<ComfyUI>/user/hypernetwork_latent_cache` (safe to delete)."""
+    from ...hypernet.train.latent_store import CACHE_FOLDER_NAME
+
+    return user_directory() / CACHE_FOLDER_NAME

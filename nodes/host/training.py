@@ -47,6 +47,26 @@ def encode_latent_distribution(vae: Any, pixels: "torch.Tensor") -> tuple["torch
         return mean.cpu().clone(), std.cpu().clone()
 
 
+def vae_identity(vae: Any, samples_per_tensor: int = 4096) -> str:
+    """A digest of a VAE for the latent disk cache: every weight's name, dtype and shape plus an
+    evenly spaced sample of its values (a fine-tuned VAE differs almost everywhere), the dtype it
+    encodes in and the device type (GPU and CPU encodes differ in the last bits)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256(f"{type(vae.first_stage_model).__name__}|{vae.vae_dtype}|"
+                            f"{torch.device(vae.device).type}".encode())
+    with torch.inference_mode(False), torch.no_grad():
+        for name, tensor in sorted(vae.first_stage_model.state_dict().items()):
+            flat = tensor.detach().reshape(-1)
+            stride = max(1, flat.numel() // samples_per_tensor)
+            sample = flat[::stride].to("cpu", torch.float32).contiguous()
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def encode_prompt_for_training(clip: Any, text: str, clip_skip: int = 1) -> tuple["torch.Tensor", "torch.Tensor | None"]:
     """(cond (1, tokens, width), pooled) as normal CPU tensors that can take part in backward."""
     import torch
@@ -144,23 +164,30 @@ class TrainingModel:
         out.setdefault("c_crossattn", cond.to(self.device))
         return out
 
-    def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator",
-                              max_timestep: int = 1000, rows: slice | None = None
-                              ) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def prediction_and_target(self, x0: "torch.Tensor", conds: dict, generator: "torch.Generator | None",
+                              max_timestep: int = 1000, rows: slice | None = None, *,
+                              timesteps: "torch.Tensor | None" = None, noise: "torch.Tensor | None" = None,
+                              noise_offset: float = 0.0, min_snr_gamma: float = 0.0) -> tuple["torch.Tensor", ...]:
         """The model's output and its target in the model's own output space (eps or v, ...).
 
         A uniform random timestep and Gaussian noise per sample (A1111's loss); the host's
         `model_sampling` does the noising and the output scaling, so eps, v-prediction and other
         parameterisations are all right without special cases. `rows`: the rows of the batch this
         process computes (data parallel); the draws are the whole batch's, so the ranks' rows
-        together are exactly the one-process batch. `conds` are already those rows'.
+        together are exactly the one-process batch. `conds` are already those rows'. Given
+        `timesteps` and `noise` (validation) nothing is drawn. `noise_offset` adds offset noise; with
+        `min_snr_gamma` > 0 a third value comes back: the per-sample Min-SNR weight, (B, 1, 1, 1).
         """
         import torch
 
+        from ...hypernet.train.loss_terms import min_snr_weight, offset_noise
+
         sampling = self.base.model_sampling
         batch = x0.shape[0]
-        timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        if timesteps is None:
+            timesteps = torch.randint(0, max_timestep, (batch,), generator=generator)
+        if noise is None:
+            noise = offset_noise(tuple(x0.shape), generator, noise_offset)
         if rows is not None:
             timesteps, noise, x0 = timesteps[rows], noise[rows], x0[rows]
             batch = x0.shape[0]
@@ -170,6 +197,9 @@ class TrainingModel:
         noisy = sampling.noise_scaling(sigma.view(batch, 1, 1, 1), noise, x0)
         denoised = self.base.apply_model(noisy, sigma, transformer_options=self.transformer_options, **conds)
         c_out = -sampling.calculate_denoised(sigma, torch.ones_like(x0), torch.zeros_like(x0))
+        if min_snr_gamma > 0:
+            weight = min_snr_weight(sigma.float(), c_out.flatten(1)[:, 0].float(), min_snr_gamma)
+            return denoised.float() / c_out, x0.float() / c_out, weight.view(batch, 1, 1, 1)
         return denoised.float() / c_out, x0.float() / c_out
 
     def sample_preview(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,

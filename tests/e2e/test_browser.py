@@ -572,6 +572,40 @@ def test_live_events_draw_the_chart_and_listeners_leave_with_the_node(browser):
     assert result["stepsAfterRemoval"] == 40
 
 
+def test_validation_loss_has_its_own_line_live_and_from_the_saved_output(browser):
+    """`hypernetwork.train.validation` events draw the held-out loss (raw and EMA) as their own
+    lines while training; the node's `loss` output (what a reload restores) draws them again."""
+    result = browser.evaluate(r"""(async () => {
+      const { api } = await import("/scripts/api.js");
+      app.graph.clear();
+      const node = LiteGraph.createNode("TrainHypernetwork");
+      node.pos = [100, 100];
+      app.graph.add(node);
+      await hnTest.show(node);
+      const send = (type, detail) => api.dispatchEvent(new CustomEvent(type, { detail: { node: String(node.id), ...detail } }));
+      for (let step = 1; step <= 20; step++) {
+        send("hypernetwork.train.progress", { step, max_steps: 20, loss: 0.4 + 0.1 * Math.sin(step), lr: 1e-3, eta: 1, event: "" });
+        if (step % 5 === 0) send("hypernetwork.train.validation", { step, val_loss: 0.5 - 0.01 * step, val_loss_ema: 0.45 - 0.005 * step });
+      }
+      await hnTest.frames(3);
+      const chart = node.hnLossChart;
+      const count = () => ({ val: hnTest.countColour(chart.canvas, [235, 90, 235], 30),
+                             ema: hnTest.countColour(chart.canvas, [40, 215, 215], 30),
+                             steps: chart.series.val_loss.steps.slice(), emaSteps: chart.series.val_loss_ema.steps.slice() });
+      const live = count();
+      node.onExecuted({ loss: [JSON.stringify({ steps: [1, 2, 3, 4], losses: [0.5, 0.4, 0.45, 0.3],
+        learning_rates: [1e-3, 1e-3, 1e-3, 1e-3], events: [], val_loss: { steps: [2, 4], losses: [0.6, 0.2] } })] });
+      await hnTest.frames(3);
+      const restored = count();
+      app.graph.remove(node);
+      return { live, restored };
+    })()""")
+    assert result["live"]["steps"] == [5, 10, 15, 20] and result["live"]["emaSteps"] == [5, 10, 15, 20]
+    assert result["live"]["val"] > 20 and result["live"]["ema"] > 20, result
+    assert result["restored"]["steps"] == [2, 4] and result["restored"]["emaSteps"] == []
+    assert result["restored"]["val"] > 20 and result["restored"]["ema"] == 0, result
+
+
 def test_non_finite_losses_are_read_and_display_widgets_are_not_saved(browser, object_info):
     """The node's `loss` output is Python JSON, where a NaN loss is a bare NaN token; and a saved
     node's widgets_values holds exactly its inputs' values (no trailing display-widget nulls)."""

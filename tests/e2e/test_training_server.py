@@ -2,6 +2,7 @@
 files, Cancel mid-run, and the stock loader reading the result."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -13,7 +14,7 @@ from tests.support.graphs import Graph, tiny_txt2img
 
 
 def training_graph(folder_name: str, name: str, steps: int, save_every: int, preview_every: int = 0,
-                   seed: int = 0) -> tuple[Graph, dict]:
+                   seed: int = 0, learning_rate: str = "5e-3", **options) -> tuple[Graph, dict]:
     graph = Graph()
     loader = graph.add("HNTestTinyCheckpointLoader", kind="sd1", seed=0)
     load = graph.add("HypernetworkLoadDataset", directory=folder_name, recursive=False, caption_extension=".txt",
@@ -27,8 +28,8 @@ def training_graph(folder_name: str, name: str, steps: int, save_every: int, pre
                        sizes="32, 64", seed=seed, save=True, overwrite=True)
     train = graph.add("TrainHypernetwork", model=[loader, 0], clip=[loader, 1], vae=[loader, 2], dataset=[prep, 0],
                       hypernetwork=[create, 0], hypernetwork_name="none", template="[filewords], [name]",
-                      learning_rate="5e-3", steps=steps, batch_size=2, grad_accumulation_steps=1, seed=seed,
-                      save_every=save_every, resume=True, preview_every=preview_every, preview_steps=2)
+                      learning_rate=learning_rate, steps=steps, batch_size=2, grad_accumulation_steps=1, seed=seed,
+                      save_every=save_every, resume=True, preview_every=preview_every, preview_steps=2, **options)
     return graph, {"loader": loader, "train": train}
 
 
@@ -151,3 +152,44 @@ def test_interrupt_keeps_a_loadable_checkpoint_and_queue_again_resumes(comfy_ser
     assert f"resumed from cancel_net-{max(saved)}.pt" in report
     assert f"training finished at step {max(saved) + 2}" in report
     assert comfy_server.alive()
+
+
+def test_validation_ema_best_checkpoint_and_early_stop(comfy_server, dataset_folder):
+    """Validation rows in the CSV and the live events, `-best.pt` equal to the reported best checkpoint,
+    `-ema.pt` files the stock loader reads, an early stop, and a resume that restores the EMA."""
+    options = dict(validation_images="1", stop_after_no_improvement=2, ema_decay=0.9)
+    graph, ids = training_graph(dataset_folder, "judged", steps=40, save_every=2, learning_rate="0.3", **options)
+    events = []
+    result = comfy_server.run(graph.to_api(), on_event=events.append)
+    report = result.outputs[ids["train"]]["text"][0]
+    print(report)
+    run_dir = comfy_server.layout.hypernetworks / "judged"
+    csv_lines = (run_dir / "hypernetwork_loss.csv").read_text().splitlines()
+    print("\n".join(csv_lines))
+    assert csv_lines[0] == "step,epoch,epoch_step,loss,learn_rate,event,val_loss,val_loss_ema"
+    validated = [line.split(",") for line in csv_lines[1:] if line.split(",")[6]]
+    assert [int(cells[0]) for cells in validated] == list(range(2, int(validated[-1][0]) + 1, 2))
+    live = [e["data"] for e in events if e.get("type") == "hypernetwork.train.validation"]
+    assert [d["step"] for d in live] == [int(cells[0]) for cells in validated]
+    assert all(d["node"] == ids["train"] and d["val_loss_ema"] is not None for d in live)
+    assert "stopped early at step" in report
+    best = re.search(r"best checkpoint \(lowest validation loss ([0-9.]+)\): (judged-(\d+)\.pt)", report)
+    assert best, report
+    assert (run_dir / "judged-best.pt").read_bytes() == (run_dir / best.group(2)).read_bytes()
+    lowest = min(float(cells[6]) for cells in validated)
+    assert float(best.group(1)) == pytest.approx(lowest, abs=1e-6)
+    last = int(validated[-1][0])
+    assert (run_dir / f"judged-{last}-ema.pt").is_file()
+
+    check = Graph()
+    loader = check.add("HNTestTinyCheckpointLoader", kind="sd1", seed=0)
+    stock = check.add("HypernetworkLoader", model=[loader, 0], hypernetwork_name=f"judged/judged-{last}-ema.pt",
+                      strength=1.0)
+    sampled = tiny_txt2img(check, [stock, 0], [loader, 1], [loader, 2], steps=2)
+    check.add("HNTestLatentStats", samples=[sampled["sampler"], 0], filename="judged_ema")
+    comfy_server.run(check.to_api())
+
+    again, ids = training_graph(dataset_folder, "judged", steps=last + 2, save_every=2, learning_rate="0.3",
+                                **options)
+    report = comfy_server.run(again.to_api()).outputs[ids["train"]]["text"][0]
+    assert f"resumed from judged-{last}.pt" in report and f"EMA restored from judged-{last}-ema.pt" in report

@@ -28,7 +28,7 @@ def test_option_defaults_are_the_training_defaults(pack):
         stored = config if setting.store == "config" else preview
         assert getattr(stored, setting.field) == default, name
         checked += 1
-    assert checked == 30
+    assert checked == 38  # 22 training + 8 preview options as released, + 8 of issue 25
     assert getattr(config, "weight_decay") == options["adamw_weight_decay"]
     assert (preview.prompt, preview.steps, preview.cfg, preview.sampler) == ("", 20, 7.0, "euler")
 

@@ -116,6 +116,11 @@ def comfy_host(host_path, tmp_path_factory):
     folder_paths.folder_names_and_paths["hypernetworks"][0].insert(0, str(models_dir / "hypernetworks"))
     folder_paths.set_output_directory(str(models_dir / "output"))
     folder_paths.set_temp_directory(str(models_dir / "temp"))
+    user_dir = str(models_dir / "user")  # the latent disk cache lives under the user folder
+    if hasattr(folder_paths, "set_user_directory"):
+        folder_paths.set_user_directory(user_dir)
+    else:  # the pinned 2024 host has only the module attribute
+        folder_paths.user_directory = user_dir
     if "HypernetworkLoader" not in host_nodes.NODE_CLASS_MAPPINGS:
         _load_builtin_extra_nodes(host_nodes)
     pack = _load_pack(IN_PROCESS_PACK_NAME)

@@ -30,11 +30,20 @@ RELEASED_FILE_DEFAULTS = {
 }
 
 
+# keys added since (issue 25), with the defaults a file without them trains with
+ADDED_FILE_DEFAULTS = {
+    "validation_images": "0", "validate_every": 0, "stop_after_no_improvement": 0, "ema_decay": 0.0,
+    "min_snr_gamma": 0.0, "noise_offset": 0.0, "alpha_loss_weight": False, "latent_disk_cache": True,
+}
+
+
 def test_the_settings_file_keeps_its_keys_and_defaults():
-    assert TrainConfig().to_dict() == RELEASED_FILE_DEFAULTS
+    assert TrainConfig().to_dict() == {**RELEASED_FILE_DEFAULTS, **ADDED_FILE_DEFAULTS}
     written = json.loads(json.dumps(TrainConfig(steps=7, weight_decay=0.02).to_dict()))
-    assert set(written) == set(RELEASED_FILE_DEFAULTS) and written["weight_decay"] == 0.02
+    assert set(written) == set(RELEASED_FILE_DEFAULTS) | set(ADDED_FILE_DEFAULTS) and written["weight_decay"] == 0.02
     assert TrainConfig.from_json(json.dumps({"config": written})) == TrainConfig(steps=7, weight_decay=0.02)
+    released = dict(RELEASED_FILE_DEFAULTS, steps=7)  # a file of an earlier version: the new keys take defaults
+    assert TrainConfig.from_json(json.dumps({"config": released})) == TrainConfig(steps=7)
 
 
 def test_config_and_preview_fields_are_the_declared_settings():

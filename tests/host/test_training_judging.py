@@ -1,0 +1,131 @@
+"""Min-SNR weights and offset noise on the real host's eps and v models, and a validated run
+with EMA through the Train node in-process (issue 25)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.host.test_training import create, pack, shapes, train  # noqa: F401  (fixtures)
+
+
+def _training_model(pack, comfy_host, kind):
+    host, hn = pack.nodes.host, pack.hypernet
+    model, clip, _ = comfy_host.tiny.build_tiny(kind)
+    network = hn.train.trainer.copy_network(create(pack, f"snr_{kind}", [32, 64]))
+    with torch.inference_mode():
+        cond, pooled = host.training.encode_prompt_for_training(clip, "a red circle")
+    training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
+    return training_model, training_model.conditioning(cond, pooled, 64, 64)
+
+
+@pytest.mark.parametrize("kind", ["sd1", "sd2v"])
+def test_min_snr_weight_of_the_host_model_follows_the_paper(comfy_host, pack, kind):
+    timesteps = torch.tensor([0, 100, 400, 999])
+    with torch.inference_mode(False), torch.no_grad():
+        training_model, conds = _training_model(pack, comfy_host, kind)
+        try:
+            x0 = torch.randn(4, 4, 8, 8)
+            noise = torch.randn(4, 4, 8, 8)
+            conds = {k: v.expand(4, *v.shape[1:]) for k, v in conds.items()}
+            prediction, target, weight = training_model.prediction_and_target(
+                x0, conds, None, timesteps=timesteps, noise=noise, min_snr_gamma=5.0)
+            plain = training_model.prediction_and_target(x0, conds, None, timesteps=timesteps, noise=noise)
+            alphas_cumprod = 1 / (1 + training_model.base.model_sampling.sigmas.double() ** 2)
+        finally:
+            training_model.close()
+    assert torch.equal(prediction, plain[0]) and torch.equal(target, plain[1]) and len(plain) == 2
+    snr = alphas_cumprod[timesteps] / (1 - alphas_cumprod[timesteps])
+    expected = torch.clamp(snr, max=5.0) / (snr + 1 if kind == "sd2v" else snr)
+    assert torch.allclose(weight.flatten().double(), expected, rtol=1e-4), (weight.flatten(), expected)
+
+
+def test_noise_offset_and_min_snr_change_training(comfy_host, pack, shapes):  # noqa: F811
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    runs = {}
+    for label, options in (("plain", {}), ("offset", {"noise_offset": 0.1}), ("snr", {"min_snr_gamma": 5.0})):
+        out = train(pack, model, clip, vae, shapes, create(pack, f"opt_{label}", [32, 64]), steps=3, **options)
+        runs[label] = out["result"][2].losses
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in runs.values())
+    assert runs["offset"] != runs["plain"] and runs["snr"] != runs["plain"]
+    assert sum(runs["snr"]) < sum(runs["plain"])  # weights are <= 1 for eps models
+
+
+def test_validation_holds_out_images_and_is_repeatable(comfy_host, pack, shapes):  # noqa: F811
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    results = []
+    for name in ("val_a", "val_b"):
+        out = train(pack, model, clip, vae, shapes, create(pack, name, [32, 64]), steps=4, save_every=2,
+                    validation_images="25%", ema_decay=0.9)
+        results.append(out)
+    histories = [out["result"][2] for out in results]
+    assert [s for s, _ in histories[0].validations()] == [2, 4]
+    assert histories[0].validations() == histories[1].validations()  # same data + seed: to the bit
+    assert histories[0].validations("val_loss_ema") == histories[1].validations("val_loss_ema")
+    report = results[0]["ui"]["text"][0]
+    assert "validation: 1 held-out image(s), never trained on" in report
+    assert "best checkpoint (lowest validation loss" in report
+
+
+def _half_noise_dataset(pack, folder, noise_seed, transparent):
+    """Four 64x64 images: an opaque coloured shape on the left half, noise on the right half, which
+    is transparent (alpha 0, its colours kept in the file) or, for the control, opaque."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir()
+    rng = np.random.default_rng(noise_seed)
+    for index in range(4):
+        image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        noise = rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)
+        alpha = np.full((64, 32), 0 if transparent else 255, np.uint8)
+        image.paste(Image.fromarray(np.dstack([noise, alpha]), "RGBA"), (32, 0))
+        left = Image.new("RGBA", (32, 64), (30 + 50 * index, 90, 200 - 40 * index, 255))
+        ImageDraw.Draw(left).ellipse((4, 8 + 4 * index, 28, 40 + 4 * index), fill=(250, 250, 20, 255))
+        image.paste(left, (0, 0))
+        (image if transparent else image.convert("RGB")).save(folder / f"{index}.png")
+        (folder / f"{index}.txt").write_text(f"shape {index}")
+    return pack.hypernet.data.load.load_dataset(str(folder)).dataset
+
+
+def test_alpha_channel_weights_the_training_loss(comfy_host, pack, tmp_path):  # noqa: F811
+    """With alpha_loss_weight on, an RGBA dataset is weighted by its alpha (reported, and the loss
+    changes: the noisy transparent half no longer counts); off, it trains as before (composited on
+    white). The weight map's geometry is checked in tests/unit/test_judging.py."""
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    dataset = _half_noise_dataset(pack, tmp_path / "transparent", 1, transparent=True)
+    runs = {}
+    for weighted in (True, False):
+        out = train(pack, model, clip, vae, dataset, create(pack, "alpha_net", [32, 64]), steps=2, batch_size=4,
+                    alpha_loss_weight=weighted, latent_disk_cache=False)
+        assert ("alpha loss weight: 4 of 4 image(s) weighted" in out["ui"]["text"][0]) == weighted
+        runs[weighted] = out["result"][2].losses
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in runs.values())
+    assert runs[True] != runs[False]
+
+
+def test_images_without_alpha_weigh_one(comfy_host, pack, shapes):  # noqa: F811
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    runs = [train(pack, model, clip, vae, shapes, create(pack, "alpha_opaque", [32, 64]), steps=2,
+                  alpha_loss_weight=weighted, latent_disk_cache=False) for weighted in (True, False)]
+    assert "alpha loss weight: 0 of 4 image(s) weighted" in runs[0]["ui"]["text"][0]
+    assert runs[0]["result"][2].losses == pytest.approx(runs[1]["result"][2].losses, rel=1e-5)
+
+
+def test_a_second_run_reads_the_latents_from_the_disk_cache(comfy_host, pack, tmp_path):  # noqa: F811
+    from tests.support.datasets import make_shapes_dataset
+
+    # a seed no other test uses: these images are new to the (temp) cache folder of this test session
+    folder = make_shapes_dataset(tmp_path / "fresh_shapes", count=3, size=64, seed=25)
+    dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
+    model, clip, vae = comfy_host.tiny.build_tiny("sd1")
+    runs = [train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=2,
+                  latent_sampling=mode) for mode in ("once", "once", "random")]
+    reports = [out["ui"]["text"][0] for out in runs]
+    assert "0 reused, 3 encoded" in reports[0], reports[0]
+    assert "3 reused, 0 encoded" in reports[1] and "3 reused, 0 encoded" in reports[2]
+    assert runs[0]["result"][2].losses == runs[1]["result"][2].losses  # the same latents, to the bit
+    folder = pack.nodes.host.paths.latent_cache_folder()
+    assert folder.name == "hypernetwork_latent_cache" and len(list(folder.glob("*.latent"))) >= 3
+    off = train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=1,
+                latent_disk_cache=False)
+    assert "latent disk cache" not in off["ui"]["text"][0]
