@@ -139,10 +139,12 @@ def case_tagger(args: dict[str, Any]) -> dict[str, Any]:
                 variants = {"preprocess": preprocess_only}
             times = interleaved(variants, warmup=1, repeats=args["repeats"], clock=args["clock"])
             results[kind] = {name: count / median(values) for name, values in times.items()}
+            results[kind]["rounds"] = times
         other = "cpu" if args["clock"] == "wall" else "wall"
         out = {"baseline": results["standin"]["baseline"], "ours": results["standin"]["ours"],
                f"baseline@{other}": results["standin"][f"baseline@{other}"],
                f"ours@{other}": results["standin"][f"ours@{other}"],
+               "rounds": results["standin"]["rounds"],
                "standin_gflops_per_image": flops / 1e9,
                "preprocess_ms_per_image": 1000.0 / results["fake"]["preprocess"]}
         return out
@@ -268,7 +270,38 @@ def case_load_dataset(args: dict[str, Any]) -> dict[str, Any]:
             "rss_growth_per_item": (peak_rss_bytes() - rss_before) / max(1, n)}
 
 
+def case_load_scaling(args: dict[str, Any]) -> dict[str, Any]:
+    """CPU seconds of load_dataset on the large folder vs `factor` scans of the small one, in
+    interleaved rounds (large, then small x factor; the order alternates): both sides do the same
+    amount of work each round, so the per-round ratio is about how the scan scales, not about load
+    from other processes. One warm-up round fills the OS caches for both folders."""
+    import_pure_core()
+    from hypernet.data.load import load_dataset
+
+    small, large, factor = args["small"], args["large"], int(args["factor"])
+
+    def scan(folder: str) -> float:
+        gc.collect()
+        started = time.process_time()
+        result = load_dataset(folder)
+        spent = time.process_time() - started
+        del result
+        return spent
+
+    rounds = {"large": [], "small": []}
+    for round_index in range(args["rounds"] + 1):
+        order = ["large", "small"] if round_index % 2 == 0 else ["small", "large"]
+        took = {}
+        for side in order:
+            took[side] = scan(large) if side == "large" else sum(scan(small) for _ in range(factor))
+        if round_index:  # round 0 is the warm-up
+            for side, spent in took.items():
+                rounds[side].append(spent)
+    return {"large": rounds["large"], "small_times_factor": rounds["small"]}
+
+
 CASES = {
+    "load_scaling": case_load_scaling,
     "tagger": case_tagger,
     "preprocess": case_preprocess,
     "make_files": case_make_files,

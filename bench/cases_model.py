@@ -57,8 +57,21 @@ class BenchSetup:
                 model, load_device=comfy.model_management.get_torch_device(),
                 offload_device=comfy.model_management.unet_offload_device())
             self.clip = tiny.build_clip("sd1", seed)
+        self._measure()
+
+    @classmethod
+    def from_loaded(cls, env: Any, model: Any, clip: Any) -> "BenchSetup":
+        """A setup around a MODEL and CLIP the host loaded (e.g. from a checkpoint file)."""
+        setup = cls.__new__(cls)
+        setup.env, setup.torch = env, env.torch
+        setup.host, setup.hn = env.pack.nodes.host, env.pack.hypernet
+        setup.model, setup.clip = model, clip
+        setup._measure()
+        return setup
+
+    def _measure(self) -> None:
         self.widths = self.host.patches.all_attention_widths(self.model)
-        self.unet_params = sum(p.numel() for p in model.diffusion_model.parameters())
+        self.unet_params = sum(p.numel() for p in self.model.model.diffusion_model.parameters())
 
     def network(self, name: str = "bench", layer_structure=(1, 2, 1), sizes=None):
         cfg = self.hn.network.hypernetwork_config.HypernetworkConfig(name=name, sizes=list(sizes or self.widths),
@@ -376,9 +389,9 @@ def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
     unet = config.get_model({}, "", device=torch.device("meta")).diffusion_model
     for param in unet.parameters():
         param.requires_grad_(False)
-    training = env.pack.nodes.host.training  # the same pre-hooks TrainingModel adds (host's in-place adds)
-    for norm in training._block_norms(unet):
-        norm.register_forward_pre_hook(training._clone_input)
+    host = env.pack.nodes.host  # the same pre-hooks TrainingModel adds (host's in-place adds)
+    for norm in host.training._block_norms(unet):
+        norm.register_forward_pre_hook(host.training._clone_input)
     widths = [320, 640, 1280, 768]
     network = hn.network.module.Hypernetwork.create(hn.network.hypernetwork_config.HypernetworkConfig(
         name="paper", sizes=widths, layer_structure=[1, 2, 1], activation_func="relu")).to("meta")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -94,7 +95,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,4; tiny 1,2)")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "gpu_results.json"),
                         help="JSON path; the table goes next to it as .md")
-    parser.add_argument("--timeout", type=float, default=280.0, help="seconds per dtype child")
+    parser.add_argument("--timeout", type=float, default=280.0, help="seconds per dtype child at most")
+    parser.add_argument("--budget", type=float, default=450.0,
+                        help="seconds for the whole run (default 450: under 8 minutes with start-up); a dtype "
+                             "child gets what is left of it, at most --timeout")
     return parser.parse_args(argv)
 
 
@@ -111,13 +115,17 @@ def main(argv: list[str] | None = None) -> int:
             print("bench/gpu.py: no CUDA device here; use --tiny (or --device cpu) for a CPU run", file=sys.stderr)
             return 2
     report: dict[str, Any] = {"device": device, "date": time.strftime("%Y-%m-%d"), "train": [], "sampling": [],
-                              "failed": {}, "config": cfg,
+                              "failed": {}, "config": cfg, "python": sys.executable,
+                              "host": os.environ.get("COMFYUI_PATH", ""), "host_kind": os.environ.get("HN_HOST_KIND", ""),
                               "model": ("SD1.5 UNet shape at 512 px" if cfg["sd15"] else
                                         f"tiny UNet (model_channels {cfg['model_channels']}) at {cfg['latent'] * 8} px")}
     started = time.perf_counter()
     for dtype in opts.dtypes.split(","):
         try:
-            res = run_child("gpu_point", dict(cfg, dtype=dtype), timeout=opts.timeout)
+            left = opts.budget - (time.perf_counter() - started)
+            if left < 30:
+                raise RuntimeError(f"skipped: {left:.0f} s left of the {opts.budget:.0f} s budget")
+            res = run_child("gpu_point", dict(cfg, dtype=dtype), timeout=min(opts.timeout, left))
         except (RuntimeError, OSError, ValueError) as exc:
             report["failed"][dtype] = str(exc)[-2000:]
             print(f"bench/gpu.py: {dtype} failed: {exc}", file=sys.stderr)

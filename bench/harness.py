@@ -142,6 +142,12 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
+def paired_ratios(ours: list[float], baseline: list[float]) -> list[float]:
+    """ours[i] / baseline[i] per round of `interleaved` (both measured in the same turn, so load from
+    other processes hits the pair alike): the spread of these says how sure one run's ratio is."""
+    return [o / b for o, b in zip(ours, baseline) if b > 0]
+
+
 # ------------------------------------------------------------------ imports
 
 
@@ -211,5 +217,6 @@ def load_support_module(name: str) -> types.ModuleType:
     import_pure_core()
     spec = importlib.util.spec_from_file_location(f"hn_bench_{name}", REPO_ROOT / "tests" / "support" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module

@@ -289,8 +289,7 @@ class TrainingSession:
         lines = [result.message, self.start_message, *self.notes, *self._judging_lines(result),
                  *event_lines([e for e in result.history.events if id(e) not in self._earlier_events]),
                  precision_line(self.config.training_dtype, result.training_dtype),
-                 f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB; "
-                 f"latent cache: {latents.nbytes / 2**20:.1f} MB",
+                 f"{_model_memory_line(training_model)}; latent cache: {latents.nbytes / 2**20:.1f} MB",
                  *([self.latent_store.report_line()] if self.latent_store is not None else []),
                  f"checkpoints in {self.run_folder.root}"]
         seeds = self._preview_seeds.report_line()
@@ -326,6 +325,12 @@ def precision_line(chosen: str, used: str) -> str:
     """The dtype the model forward ran in, and that "auto" chose it."""
     how = {"fp32": "fp32 (no autocast)", "bf16": "bf16 autocast", "fp16": "fp16 autocast with loss scaling"}[used]
     return f"precision: {how}" + (" (training_dtype auto)" if chosen == "auto" else "")
+
+
+def _model_memory_line(training_model) -> str:
+    if training_model.copy_bytes:
+        return f"training copy of the model: {training_model.copy_bytes / 2**20:.1f} MB"
+    return "model trained in place (no copy)"
 
 
 _REPORTED_EVENTS = ("rollback", "optimizer_reset", "optimizer_settings")

@@ -89,46 +89,149 @@ def _clone_input(module: Any, args: tuple) -> tuple:
     return tuple(a.clone() if hasattr(a, "clone") and getattr(a, "requires_grad", False) else a for a in args)
 
 
-class TrainingModel:
-    """A trainable copy of a MODEL, loaded through the host's model management.
+def _autograd_alias(tensor: "torch.Tensor") -> "torch.Tensor":
+    """A normal tensor on the same storage as `tensor` (no copy, values and memory shared).
 
-    - The host loads models inside inference mode, so their weights are inference tensors that
-      autograd cannot save for backward: we deep-copy the model once (normal tensors, frozen),
-      into a clone of the incoming ModelPatcher (its LoRA weight patches and other attention
-      patches apply to the copy). `copy_bytes` is what that costs.
-    - The 2024 host adds transformer residuals in place (`x += n`), which breaks backward through
-      any hypernetwork that is not in the last block. On our copy only, each transformer block's
-      norm layers get their input cloned (a pre-hook), so the in-place add never touches a tensor
-      autograd saved. Inference on the user's model is untouched; the current host adds out of
-      place and the hook is then harmless.
-    - Optional gradient checkpointing wraps each transformer block of the copy.
-    Always `close()` it (also on error or Cancel): it unloads the copy and drops it.
+    The host's weights are inference tensors, which autograd refuses to save for backward; an
+    alias made outside inference mode is an ordinary tensor that it can save.
+    """
+    import torch
+
+    with torch.inference_mode(False):
+        return torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(
+            tensor.untyped_storage(), tensor.storage_offset(), tensor.size(), tensor.stride())
+
+
+def _aliasable(tensor: Any) -> bool:
+    import torch
+
+    return type(tensor) in (torch.Tensor, torch.nn.Parameter) and tensor.layout == torch.strided
+
+
+class _InPlaceWeights:
+    """Context: the inference-tensor weights and buffers of `module` (and its children) swapped for
+    autograd-usable aliases of the same memory while the context is open, then put back.
+
+    The swap is only for the span of our own forward (and of a gradient-checkpoint recompute):
+    autograd keeps the aliases it saved until backward, the host's module always finds its own
+    tensors again. Aliases are reused while the host keeps the same tensor on the same memory.
     """
 
-    def __init__(self, model: Any, patch: Any, gradient_checkpointing: bool = False):
+    def __init__(self, module: Any):
+        self.module = module
+        self._slots: list[tuple[dict, str, bool]] | None = None  # (owner's table, name, is a parameter)
+        self._aliases: dict[tuple[int, str], tuple[Any, int, Any]] = {}
+        self._swapped: list[tuple[dict, str, Any, Any]] = []
+
+    def _alias_for(self, table: dict, name: str, is_param: bool, tensor: Any) -> Any:
+        import torch
+
+        key = (id(table), name)
+        cached = self._aliases.get(key)
+        if cached is not None and cached[0] is tensor and cached[1] == tensor.data_ptr():
+            return cached[2]
+        alias = _autograd_alias(tensor)
+        if is_param:
+            alias = torch.nn.Parameter(alias, requires_grad=False)
+        self._aliases[key] = (tensor, tensor.data_ptr(), alias)
+        return alias
+
+    def __enter__(self) -> "_InPlaceWeights":
+        if self._slots is None:  # every parameter and buffer slot of the tree, found once
+            self._slots = [(table, name, kind == "_parameters") for owner in self.module.modules()
+                           for kind in ("_parameters", "_buffers") for table in [owner.__dict__.get(kind) or {}]
+                           for name in table]
+        for table, name, is_param in self._slots:
+            tensor = table.get(name)
+            if tensor is not None and tensor.is_inference() and _aliasable(tensor):
+                alias = self._alias_for(table, name, is_param, tensor)
+                table[name] = alias
+                self._swapped.append((table, name, tensor, alias))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for table, name, original, alias in reversed(self._swapped):
+            if table.get(name) is alias:
+                table[name] = original
+        self._swapped = []
+
+    def close(self) -> None:
+        self._aliases, self._slots = {}, None
+
+
+def needs_model_copy(model: Any) -> bool:
+    """True when some inference-tensor weight of `model` cannot be aliased (e.g. a quantized tensor
+    subclass): then training falls back to a copy of the model."""
+    tensors = list(model.model.parameters()) + list(model.model.buffers())
+    return any(t.is_inference() and not _aliasable(t) for t in tensors)
+
+
+def _hand_back(model: Any, training_patcher: Any) -> None:
+    """Leave the host's model as a KSampler with `model` would: `model` loaded (the host drops our
+    clone without moving or unpatching the shared weights), our clone and its patch released."""
+    import torch
+
+    try:
+        with torch.inference_mode():
+            comfy.model_management.load_models_gpu([model])
+    except Exception:  # noqa: BLE001 -- e.g. out of memory after a failed step: unload ours instead
+        logger.exception("could not hand the model back to the host; unloading the training clone")
+    loaded = comfy.model_management.current_loaded_models
+    if any(getattr(entry, "model", None) is training_patcher for entry in loaded):
+        release_from_device(training_patcher)
+
+
+class TrainingModel:
+    """A MODEL made trainable for a hypernetwork, loaded through the host's model management.
+
+    - No second copy of the model: the host's UNet is loaded as a KSampler would load it (a clone
+      of the incoming ModelPatcher with the hypernetwork as attention patch, so its LoRA weight
+      patches apply as in sampling). Its weights are inference tensors, which autograd cannot save
+      for backward; during each forward of ours they are swapped for aliases of the same memory
+      (`_InPlaceWeights`: values, memory and the host's tensors unchanged), and put back at once.
+      `copy_model=True` (or a weight that cannot be aliased) deep-copies the model instead, the
+      earlier way; `copy_bytes` is what that costs (0 without a copy).
+    - The 2024 host adds transformer residuals in place (`x += n`), which breaks backward through
+      any hypernetwork that is not in the last block. Each transformer block's norm layers get
+      their input cloned (a pre-hook) while training, so the in-place add never touches a tensor
+      autograd saved. The hook only acts on tensors that require grad (never in sampling); the
+      current host adds out of place and the hook is then harmless.
+    - Optional gradient checkpointing wraps each transformer block.
+    Always `close()` it (also on error or Cancel): it removes the hooks and unloads the model.
+    """
+
+    def __init__(self, model: Any, patch: Any, gradient_checkpointing: bool = False, copy_model: bool = False):
         import copy
 
         import torch
 
+        self.copied = bool(copy_model) or needs_model_copy(model)
         with torch.inference_mode(False):
             patcher = model.clone()
-            patcher.backup = {}
-            if hasattr(patcher, "object_patches_backup"):
-                patcher.object_patches_backup = {}
-            patcher.model = copy.deepcopy(model.model)
-            for param in patcher.model.parameters():
-                param.requires_grad_(False)
+            if self.copied:
+                patcher.backup = {}
+                if hasattr(patcher, "object_patches_backup"):
+                    patcher.object_patches_backup = {}
+                patcher.model = copy.deepcopy(model.model)
+                for param in patcher.model.parameters():
+                    param.requires_grad_(False)
             set_attention_patch(patcher, patch)
+        # A copy must stay normal tensors when moved to the device; the host's own model loads as
+        # in sampling (inference mode), so its state afterwards is what a KSampler leaves.
+        with torch.inference_mode(not self.copied):
             comfy.model_management.load_models_gpu([patcher])
+        self._incoming = model
         self.patcher = patcher
         self.base = patcher.model
         self.device = patcher.load_device
-        self.copy_bytes = sum(p.numel() * p.element_size() for p in self.base.parameters())
+        self.copy_bytes = sum(p.numel() * p.element_size() for p in self.base.parameters()) if self.copied else 0
+        self._weights = _InPlaceWeights(self.base)
         self._handles = [norm.register_forward_pre_hook(_clone_input) for norm in _block_norms(self.base.diffusion_model)]
         self._checkpointed = []
         if gradient_checkpointing:
             self._wrap_checkpointing()
-        logger.info("training copy of %s: %.1f MB", type(self.base).__name__, self.copy_bytes / 2**20)
+        if self.copied:
+            logger.info("training copy of %s: %.1f MB", type(self.base).__name__, self.copy_bytes / 2**20)
 
     def _wrap_checkpointing(self) -> None:
         import torch.utils.checkpoint
@@ -138,8 +241,19 @@ class TrainingModel:
                 continue
             original = module.forward
 
-            def checkpointed(*args, _original=original, **kwargs):
-                return torch.utils.checkpoint.checkpoint(_original, *args, use_reentrant=False, **kwargs)
+            def run_block(x, *args, _original=original, _module=module, **kwargs):
+                # The 2024 host adds into the block's input in place (`x += n`), and checkpoint keeps
+                # that input to replay the block in backward: the block gets a copy of it. The text
+                # context comes as a fresh view, so that the patch's memo (keyed on the tensor)
+                # computes the same in the replay as in the forward (checkpoint checks that).
+                context = kwargs.get("context")
+                if context is not None and hasattr(context, "view_as"):
+                    kwargs["context"] = context.view_as(context)
+                with _InPlaceWeights(_module):  # the replay in backward runs outside our forward
+                    return _original(x.clone(), *args, **kwargs)
+
+            def checkpointed(*args, _run=run_block, **kwargs):
+                return torch.utils.checkpoint.checkpoint(_run, *args, use_reentrant=False, **kwargs)
 
             module.forward = checkpointed
             self._checkpointed.append(module)
@@ -195,7 +309,8 @@ class TrainingModel:
         x0 = x0.to(self.device)
         sigma = sampling.sigma(timesteps.float().to(sampling.sigmas.device)).to(self.device)
         noisy = sampling.noise_scaling(sigma.view(batch, 1, 1, 1), noise, x0)
-        denoised = self.base.apply_model(noisy, sigma, transformer_options=self.transformer_options, **conds)
+        with self._weights:
+            denoised = self.base.apply_model(noisy, sigma, transformer_options=self.transformer_options, **conds)
         c_out = -sampling.calculate_denoised(sigma, torch.ones_like(x0), torch.zeros_like(x0))
         if min_snr_gamma > 0:
             weight = min_snr_weight(sigma.float(), c_out.flatten(1)[:, 0].float(), min_snr_gamma)
@@ -214,6 +329,11 @@ class TrainingModel:
         for module in self._checkpointed:
             module.__dict__.pop("forward", None)
         self._checkpointed = []
-        release_from_device(self.patcher)
+        self._weights.close()
+        if self.copied:
+            release_from_device(self.patcher)
+        else:
+            _hand_back(self._incoming, self.patcher)
+        self._incoming = None
         self.patcher = None
         self.base = None

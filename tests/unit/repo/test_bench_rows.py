@@ -48,3 +48,38 @@ def test_gpu_rows_use_floor_a1111_and_memory_references():
     assert "ratio_stock" not in failed
     table = gpu.format_tables({"device_name": "x", "model": "m", "date": "d", "train": [row], "sampling": [failed]})
     assert "failed: boom" in table and "| fp16 | 4 |" in table and "0.50 ok" in table
+
+
+def test_a_row_from_rounds_takes_their_median_and_says_when_rounds_disagree():
+    sure = run.make_row("x", 1.0, 1.0, run.at_most(1.20), ratios=[1.05, 1.10, 1.02, 1.15])
+    assert sure.ratio == pytest.approx(1.075) and sure.spread == (1.02, 1.15) and sure.passed and sure.sure
+    unsure = run.make_row("x", 1.0, 1.0, run.at_most(1.20), ratios=[1.05, 1.25, 1.10])
+    assert unsure.passed and unsure.sure is False
+    table = run.format_table([sure, unsure])
+    assert "1.02-1.15" in table and "yes (rounds disagree)" in table
+    assert unsure.to_dict()["spread"] == [1.05, 1.25] and "spread" not in run.make_row("y", 2, 1, run.at_most(3)).to_dict()
+
+
+def test_paired_ratios_divide_round_by_round():
+    from bench.harness import paired_ratios
+
+    assert paired_ratios([2.0, 3.0, 4.0], [1.0, 2.0, 0.0]) == [2.0, 1.5]
+
+
+def test_node_step_costs_leave_out_the_first_step_and_count_steps_after_a_save_apart():
+    from bench.cases_node import step_costs
+
+    marks = [(1, 10.0, 100.0), (2, 11.0, 102.0), (3, 12.0, 104.0), (4, 13.5, 107.0), (5, 14.5, 109.0)]
+    costs = step_costs(marks, special={3})
+    assert costs["cpu"] == [1.0, 1.0, 1.0] and costs["after_special_cpu"] == [1.5]
+    assert costs["wall"] == [2.0, 2.0, 2.0] and costs["after_special_wall"] == [3.0]
+
+
+def test_realsize_breakdown_adds_up_to_the_nodes_extra_over_the_floor():
+    floor = {"growth": 1000 * MB, "saved": {"network": 0, "unet": 900 * MB}}
+    step = {"growth": 1200 * MB, "saved": {"network": 30 * MB, "unet": 905 * MB}, "grad_bytes": 40 * MB,
+            "optimizer_bytes": 80 * MB, "network_param_bytes": 40 * MB, "memo_bytes": MB}
+    node = {"growth": 1500 * MB, "network_param_bytes": 40 * MB}
+    lines = run.realsize_breakdown(floor, step, node)
+    values = [float(line.split(" | ")[1]) for line in lines[2:-1]]
+    assert sum(values) == pytest.approx(500.0) and lines[-1].startswith("| extra over the floor | 500.0")
