@@ -39,7 +39,7 @@ class BenchSetup:
                  sd15: bool = False):
         env = import_host(cpu=device == "cpu")
         self.env, self.torch = env, env.torch
-        self.bridge = env.pack.nodes.bridge
+        self.host = env.pack.nodes.host
         self.hn = env.pack.hypernet
         torch, tiny = env.torch, env.tiny
         import comfy.model_management
@@ -64,13 +64,13 @@ class BenchSetup:
         """A setup around a MODEL and CLIP the host loaded (e.g. from a checkpoint file)."""
         setup = cls.__new__(cls)
         setup.env, setup.torch = env, env.torch
-        setup.bridge, setup.hn = env.pack.nodes.bridge, env.pack.hypernet
+        setup.host, setup.hn = env.pack.nodes.host, env.pack.hypernet
         setup.model, setup.clip = model, clip
         setup._measure()
         return setup
 
     def _measure(self) -> None:
-        self.widths = self.bridge.all_attention_widths(self.model)
+        self.widths = self.host.patches.all_attention_widths(self.model)
         self.unet_params = sum(p.numel() for p in self.model.model.diffusion_model.parameters())
 
     def network(self, name: str = "bench", layer_structure=(1, 2, 1), sizes=None):
@@ -142,13 +142,13 @@ class TrainStep:
         self.torch = torch
         self.variant = variant
         with torch.inference_mode():
-            cond, pooled = setup.bridge.encode_prompt_for_training(setup.clip, PROMPT)
+            cond, pooled = setup.host.training.encode_prompt_for_training(setup.clip, PROMPT)
         gen = torch.Generator().manual_seed(1)
         self.x0 = torch.randn(batch, 4, latent_size, latent_size, generator=gen)
         self.network = setup.network() if variant != "baseline" else None
         with torch.inference_mode(False), torch.enable_grad():
             self.patch = setup.patch(self.network, memo=variant != "a1111")
-            self.training_model = setup.bridge.TrainingModel(setup.model, self.patch)
+            self.training_model = setup.host.training.TrainingModel(setup.model, self.patch)
         self.x0 = self.x0.to(self.training_model.device)
         pixels = latent_size * 8
         self.conds = self.training_model.conditioning(cond.expand(batch, -1, -1).contiguous(), pooled, pixels, pixels)
@@ -389,9 +389,9 @@ def case_paper_flops(args: dict[str, Any]) -> dict[str, Any]:
     unet = config.get_model({}, "", device=torch.device("meta")).diffusion_model
     for param in unet.parameters():
         param.requires_grad_(False)
-    bridge = env.pack.nodes.bridge  # the same pre-hooks TrainingModel adds (host's in-place adds)
-    for norm in bridge._block_norms(unet):
-        norm.register_forward_pre_hook(bridge._clone_input)
+    host = env.pack.nodes.host  # the same pre-hooks TrainingModel adds (host's in-place adds)
+    for norm in host.training._block_norms(unet):
+        norm.register_forward_pre_hook(host.training._clone_input)
     widths = [320, 640, 1280, 768]
     network = hn.network.module.Hypernetwork.create(hn.network.hypernetwork_config.HypernetworkConfig(
         name="paper", sizes=widths, layer_structure=[1, 2, 1], activation_func="relu")).to("meta")
@@ -430,7 +430,7 @@ def case_sampling(args: dict[str, Any], setup: "BenchSetup | None" = None) -> di
     import tempfile
 
     setup = setup or setup_from(args)
-    torch, bridge = setup.torch, setup.bridge
+    torch, host = setup.torch, setup.host
     apply_to_model = importlib.import_module(f"{PACK_NAME}.nodes.apply").apply_to_model
     import comfy_extras.nodes_hypernetwork as stock_loader
 
@@ -443,18 +443,18 @@ def case_sampling(args: dict[str, Any], setup: "BenchSetup | None" = None) -> di
         setup.hn.network.fileio.save_pt(network, path)
         stock_patch = stock_loader.load_hypernetwork_patch(path, 1.0)
     models = {"baseline": setup.model, "ours": apply_to_model(setup.model, network, 1.0),
-              "stock": bridge.with_attention_patch(setup.model, stock_patch),
+              "stock": host.patches.with_attention_patch(setup.model, stock_patch),
               "ours_context_only": apply_to_model(setup.model, context_only, 1.0)}
     pixels = args["latent"] * 8
     with torch.inference_mode():
-        positive = bridge.encode_prompt(setup.clip, PROMPT)
-        negative = bridge.encode_prompt(setup.clip, "")
-        latent = bridge.empty_latent(pixels, pixels, args["batch"])
+        positive = host.sampling.encode_prompt(setup.clip, PROMPT)
+        negative = host.sampling.encode_prompt(setup.clip, "")
+        latent = host.sampling.empty_latent(pixels, pixels, args["batch"])
 
     def run(model):
         def go():
             with torch.inference_mode():
-                bridge.sample(model, 7, args["steps"], 7.0, "euler", "normal", positive, negative, latent)
+                host.sampling.sample(model, 7, args["steps"], 7.0, "euler", "normal", positive, negative, latent)
             sync(torch)
         return go
 

@@ -87,7 +87,7 @@ def _node_memory(env: Any, setup: BenchSetup, model: Any, clip: Any, vae: Any, a
         network = setup.network("realsize")
         with torch.inference_mode():  # what CreateHypernetwork hands the Train node
             network = setup.hn.network.module.Hypernetwork.create(network.config)
-        phases = _phase_peaks(env.pack.nodes.bridge.TrainingModel)
+        phases = _phase_peaks(env.pack.nodes.host.training.TrainingModel)
         before, valid = _reset()
         with torch.inference_mode():
             result = train_node.TrainHypernetwork().train(

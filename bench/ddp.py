@@ -31,7 +31,7 @@ def worker(batch: int, steps: int, model_channels: int) -> None:
     from bench.cases_model import PROMPT, BenchSetup
 
     setup = BenchSetup(model_channels)
-    torch, hn, bridge = setup.torch, setup.hn, setup.bridge
+    torch, hn, host = setup.torch, setup.hn, setup.host
     distributed = hn.train.distributed
     info = distributed.world_from_env()
     sync = None
@@ -42,7 +42,7 @@ def worker(batch: int, steps: int, model_channels: int) -> None:
     params = list(network.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     with torch.inference_mode():
-        cond, pooled = bridge.encode_prompt_for_training(setup.clip, PROMPT)
+        cond, pooled = host.training.encode_prompt_for_training(setup.clip, PROMPT)
     x0 = torch.randn(batch, 4, 32, 32, generator=torch.Generator().manual_seed(1))
     planned = hn.train.batches.PlannedBatch(0, 0, tuple(range(batch)))
     if sync is not None:
@@ -50,7 +50,7 @@ def worker(batch: int, steps: int, model_channels: int) -> None:
     rows = planned.rows if planned.rows is not None else slice(0, batch)
     times, cpu_times, reduce_times = [], [], []
     with torch.inference_mode(False), torch.enable_grad():
-        model = bridge.TrainingModel(setup.model, setup.patch(network))
+        model = host.training.TrainingModel(setup.model, setup.patch(network))
         network.train()
         conds = model.conditioning(cond.expand(batch, -1, -1)[rows].contiguous(), pooled, 256, 256)
         for step in range(steps + 1):

@@ -203,7 +203,8 @@ def import_host(cpu: bool = True) -> types.SimpleNamespace:
         spec.loader.exec_module(pack)
     for name in ("network.patch", "network.module", "network.hypernetwork_config", "train.trainer"):
         importlib.import_module(f"{PACK_NAME}.hypernet.{name}")
-    importlib.import_module(f"{PACK_NAME}.nodes.bridge")
+    for name in ("patches", "sampling", "training"):
+        importlib.import_module(f"{PACK_NAME}.nodes.host.{name}")
     tiny_spec = importlib.util.spec_from_file_location(
         "hn_bench_tiny_models", REPO_ROOT / "tests" / "support" / "hn_test_nodes" / "tiny_models.py")
     tiny = importlib.util.module_from_spec(tiny_spec)

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 from ..hypernet.network.composition import Composition
 from ..hypernet.network.patch import HypernetworkPatch, require_match
-from . import bridge, network_files
+from . import network_files
+from .host import patches
 from .sockets import CATEGORY_GENERATION, HYPERNETWORK
 
 
 def apply_to_model(model, network, strength: float):
     """Clone `model` and add `network` (or a `.hns` composition) after any hypernetworks already on
     it (they stack in order)."""
-    widths = bridge.all_attention_widths(model)
+    widths = patches.all_attention_widths(model)
     if isinstance(network, Composition):
         network.require_fit(widths, "the connected model")
     else:
         require_match(network, widths, "the connected model")
-    return bridge.with_attention_patch(model, HypernetworkPatch([(network, strength)]))
+    return patches.with_attention_patch(model, HypernetworkPatch([(network, strength)]))
 
 
 def check_file_choice(name) -> bool | str:

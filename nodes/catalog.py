@@ -4,7 +4,7 @@ Pure data with no imports, so tests and docs can read it without ComfyUI. Node i
 once released; a row is added only when its node is implemented (no placeholders).
 
 Why it names each class as text instead of holding the class (which would make jump-to-definition
-work): every node module imports `nodes.bridge`, and so `comfy`, when it is imported, while this
+work): every node module imports `nodes.host`, and so `comfy`, when it is imported, while this
 table is also read where ComfyUI is not loaded (tests/unit/repo/test_readme_table.py checks the README's
 node table against it). The class is `nodes/<module>.py`, class `<class name>`; `nodes/__init__.py`
 imports each one when the pack loads, so a wrong row fails at start-up.

@@ -10,7 +10,7 @@ from ..hypernet.network.hypernetwork_config import WEIGHT_INITIALIZATIONS, Hyper
 from ..hypernet.network.fileio import save_hypernetwork
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.util.names import safe_name
-from . import bridge
+from .host import patches, paths
 from .sockets import CATEGORY_TRAINING, HYPERNETWORK
 
 logger = logging.getLogger(__name__)
@@ -32,12 +32,12 @@ def parse_sizes(text: str, model) -> list[int]:
         if model is None:
             raise ValueError("sizes: 'auto' reads the widths from a MODEL; connect the optional model input "
                              "or type widths such as '768, 320, 640, 1280'")
-        return list(bridge.all_attention_widths(model))
+        return list(patches.all_attention_widths(model))
     return parse_int_list(text, "sizes")
 
 
 def save_new_file(network: Hypernetwork, overwrite: bool) -> Path:
-    target = bridge.default_hypernetwork_folder() / f"{safe_name(network.name, 'name')}.pt"
+    target = paths.default_hypernetwork_folder() / f"{safe_name(network.name, 'name')}.pt"
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; turn on 'overwrite' or choose another name")
     return save_hypernetwork(network, target)

@@ -7,7 +7,7 @@ from ..hypernet.data.fingerprint import folder_fingerprint
 from ..hypernet.data.load import LoadResult, load_dataset, scan_depth
 from ..hypernet.data.dataset_preview import preview_tensor
 from ..hypernet.data.sidecar import with_editor_edits
-from . import bridge
+from .host import feedback, paths
 from .sockets import CATEGORY_DATASET, HN_DATASET
 
 logger = logging.getLogger(__name__)
@@ -20,11 +20,11 @@ class HostProgress:
     """A `progress(done, total)` callback that opens the node's bar once the total is known."""
 
     def __init__(self) -> None:
-        self._bar: bridge.Progress | None = None
+        self._bar: feedback.Progress | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self._bar is None or self._bar.total != max(1, int(total)):
-            self._bar = bridge.Progress(total)
+            self._bar = feedback.Progress(total)
         self._bar.update(done)
 
 
@@ -85,7 +85,7 @@ class HypernetworkLoadDataset:
                    **_):
         """ComfyUI reuses outputs while the inputs are unchanged; a changed folder must be rescanned."""
         try:
-            root = bridge.resolve_user_directory(directory)
+            root = paths.resolve_user_directory(directory)
         except ValueError:
             return "invalid"
         if not root.is_dir():
@@ -95,15 +95,15 @@ class HypernetworkLoadDataset:
 
     def load(self, directory, recursive, caption_extension, repeats_from_folder_names, on_bad_file,
              missing_caption, preview_count, filename_word_regex="", filename_join=" ", verify="fast"):
-        root = bridge.resolve_user_directory(directory)
+        root = paths.resolve_user_directory(directory)
         result: LoadResult = load_dataset(
             root, recursive=recursive, caption_extension=caption_extension,
             repeats_from_folder_names=repeats_from_folder_names, on_bad_file=on_bad_file,
             missing_caption=missing_caption, filename_word_regex=filename_word_regex,
             filename_join=filename_join, verify=verify, progress=HostProgress(),
-            should_cancel=bridge.interrupted)
+            should_cancel=feedback.interrupted)
         if result.cancelled:
-            bridge.raise_if_interrupted()
+            feedback.raise_if_interrupted()
         dataset, report = with_editor_edits(result.dataset, result.report)
         logger.info("%s", report.splitlines()[0])
         preview = preview_tensor(dataset, preview_count)

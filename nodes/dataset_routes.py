@@ -39,7 +39,7 @@ from ..hypernet.data.roots import CONFIG_NAME, FolderRefused, configured_roots, 
 from ..hypernet.data.sidecar import (MIN_CROP_PIXELS, SIDECAR_NAME, ConflictError, Edits, crop_pixels, read_edits,
                                       validate_box, write_edits)
 from ..hypernet.data.thumbs import thumbnail_jpeg
-from . import bridge
+from .host import paths, routes
 from .route_body import MAX_BODY_BYTES, MAX_NAMES, BadRequest, Query, flag, names, parse_json_body, text, whole
 
 logger = logging.getLogger(__name__)
@@ -55,14 +55,14 @@ _scan_lock = threading.Lock()
 
 def allowed_roots() -> list[Path]:
     """Input, output and the user's configured dataset roots (re-read on every request)."""
-    extra, warnings = configured_roots(bridge.user_directory() / CONFIG_NAME, os.environ)
+    extra, warnings = configured_roots(paths.user_directory() / CONFIG_NAME, os.environ)
     for warning in warnings:
         logger.warning("dataset editor: %s", warning)
-    return [bridge.input_directory(), bridge.output_directory(), *extra]
+    return [paths.input_directory(), paths.output_directory(), *extra]
 
 
 def folder_of(data: dict[str, Any]) -> Path:
-    return resolve_folder(data.get("folder"), allowed_roots(), bridge.input_directory())
+    return resolve_folder(data.get("folder"), allowed_roots(), paths.input_directory())
 
 
 def _ext(data: dict[str, Any]) -> str:
@@ -301,8 +301,8 @@ def vocabulary(data: dict[str, Any]) -> dict[str, Any]:
     from ..hypernet.tagger.files import find_taggers
     from ..hypernet.tagger.tags import format_tag, load_tag_table
 
-    bridge.register_model_folders()
-    for name, files in sorted(find_taggers(bridge.model_folders(bridge.TAGGER_FOLDER)).items()):
+    paths.register_model_folders()
+    for name, files in sorted(find_taggers(paths.model_folders(paths.TAGGER_FOLDER)).items()):
         try:
             table = load_tag_table(files.tags_path)
         except (OSError, ValueError) as exc:
@@ -314,7 +314,7 @@ def vocabulary(data: dict[str, Any]) -> dict[str, Any]:
 
 def folders(data: dict[str, Any]) -> dict[str, Any]:
     """The allowed roots, and subfolders of the input folder holding images (for the sidebar)."""
-    base = bridge.input_directory()
+    base = paths.input_directory()
     found = []
     for folder, subdirs, files in os.walk(base):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
@@ -325,7 +325,7 @@ def folders(data: dict[str, Any]) -> dict[str, Any]:
             found.append({"folder": os.path.relpath(folder, base).replace(os.sep, "/"), "images": images})
         if len(found) >= 200:
             break
-    return {"roots": [str(r) for r in allowed_roots()], "config_file": str(bridge.user_directory() / CONFIG_NAME),
+    return {"roots": [str(r) for r in allowed_roots()], "config_file": str(paths.user_directory() / CONFIG_NAME),
             "folders": found}
 
 
@@ -337,7 +337,7 @@ ROUTES = (("POST", "list", list_folder), ("GET", "thumbnail", thumbnail), ("POST
 
 def register() -> bool:
     """Add the editor's routes to the host server (a no-op without one)."""
-    done = [bridge.add_route(method, f"{PREFIX}/{name}", _answer(work, method)) for method, name, work in ROUTES]
+    done = [routes.add_route(method, f"{PREFIX}/{name}", _answer(work, method)) for method, name, work in ROUTES]
     return all(done)
 
 

@@ -28,7 +28,8 @@ from ..hypernet.train.distributed import HeadlessRole, LostRankError, TorchGradi
 from ..hypernet.train.run_file import RunFile
 from ..hypernet.train.trainer import copy_network
 from ..hypernet.util.names import safe_name
-from . import bridge, network_files
+from . import network_files
+from .host import feedback, loaders, paths
 from .training_session import TrainingSession
 
 EXIT_ERROR, EXIT_DIVERGED, EXIT_STOPPED = 1, 3, 130
@@ -113,14 +114,14 @@ def start_network(run: RunFile, run_file: Path) -> tuple[Hypernetwork, Path | No
 def load_base_model(run: RunFile, custom_nodes: list[Path]) -> tuple:
     loader = run.base_model
     if loader.file_input is not None:
-        found = bridge.loader_model_file(loader.inputs)
+        found = loaders.loader_model_file(loader.inputs)
         if found is None:
             raise ValueError(f"run file: base_model.inputs.{loader.file_input} names no model file")
         check_hash(found[1], loader.sha256, f"base model ({loader.file_input})")
     extra = {}
     for folder in custom_nodes:
-        extra.update(bridge.load_custom_nodes(folder))
-    return bridge.run_loader_node(loader.class_type, loader.inputs, loader.outputs, extra)
+        extra.update(loaders.load_custom_nodes(folder))
+    return loaders.run_loader_node(loader.class_type, loader.inputs, loader.outputs, extra)
 
 
 def check_dataset(run: RunFile) -> None:
@@ -158,7 +159,7 @@ class ConsoleProgress:
 def run(args: argparse.Namespace, info: WorldInfo, device: torch.device) -> int:
     run_file = RunFile.from_json(args.run_file.read_bytes())
     if args.hypernetwork_folder is not None:
-        bridge.use_hypernetwork_folder(args.hypernetwork_folder.resolve())
+        paths.use_hypernetwork_folder(args.hypernetwork_folder.resolve())
     flag = StopFlag(info.rank)
     flag.install()
     sync = None
@@ -171,10 +172,10 @@ def run(args: argparse.Namespace, info: WorldInfo, device: torch.device) -> int:
         network, source_file = start_network(run_file, args.run_file)
         check_dataset(run_file)
         model, clip, vae = load_base_model(run_file, args.custom_nodes)
-        role = HeadlessRole(folder=scratch or bridge.default_hypernetwork_folder(), writer=info.writer,
+        role = HeadlessRole(folder=scratch or paths.default_hypernetwork_folder(), writer=info.writer,
                             should_stop=lambda: flag.should_stop(sync), sync=sync)
         if info.writer:
-            bridge.set_console_progress(ConsoleProgress())
+            feedback.set_console_progress(ConsoleProgress())
         with torch.inference_mode():  # as the host runs nodes
             session = TrainingSession(model=model, clip=clip, vae=vae, dataset=run_file.dataset, network=network,
                                       source_file=source_file, config=run_file.config, resume=run_file.resume,

@@ -3,7 +3,7 @@
 The host converts widget values in place while validating a prompt: current ComfyUI turns the
 string "false" given to a BOOLEAN into True, both hosts turn "nan" into NaN for a FLOAT and "7"
 into 7 for an INT, and the 2024 host checks no optional input at all. So a node cannot tell what
-was sent; this check (installed by `bridge.add_prompt_check`) sees the raw prompt and refuses a
+was sent; this check (installed by `nodes.host.routes.add_prompt_check`) sees the raw prompt and refuses a
 value of the wrong type or out of its declared range with a 400 naming the node and input, as
 the host refuses its own validation failures. Old-layout inputs a node still reads from the
 prompt (`LEGACY_INPUT_TYPES`, Train's options) are checked the same way.
@@ -14,7 +14,7 @@ import inspect
 from typing import Any, Mapping
 
 from ..hypernet.train.settings import check_value, setting_from_input
-from . import bridge
+from .host import routes
 
 
 def _is_link(value: Any) -> bool:
@@ -77,4 +77,4 @@ def prompt_errors(prompt: Mapping[str, Any], classes: Mapping[str, type]) -> dic
 
 def register(classes: Mapping[str, type]) -> bool:
     """Check every queued prompt's values for `classes` (the pack's nodes) on the running server."""
-    return bridge.add_prompt_check(lambda prompt: prompt_errors(prompt, classes))
+    return routes.add_prompt_check(lambda prompt: prompt_errors(prompt, classes))

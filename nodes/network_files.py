@@ -16,7 +16,7 @@ from ..hypernet.network.hns import COMPOSITION_EXTENSION, CompositionError, memb
     resolve_member
 from ..hypernet.network.health import network_warnings
 from ..hypernet.network.module import Hypernetwork
-from . import bridge
+from .host import paths
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ _lock = threading.Lock()
 
 
 def resolve_file(name: str) -> Path:
-    return bridge.resolve_in_folders(name, bridge.HYPERNETWORK_FOLDER)
+    return paths.resolve_in_folders(name, paths.HYPERNETWORK_FOLDER)
 
 
 def load_file(path: Path) -> Hypernetwork:
@@ -57,7 +57,7 @@ def load_composition(name: str, path: Path) -> Composition:
     to this file, a nested-composition error otherwise.
     """
     spec = read_composition(path, name)
-    available = bridge.hypernetwork_files(bridge.HYPERNETWORK_EXTENSIONS + (COMPOSITION_EXTENSION,))
+    available = paths.hypernetwork_files(paths.HYPERNETWORK_EXTENSIONS + (COMPOSITION_EXTENSION,))
 
     def load_member(member: str) -> tuple[str, Hypernetwork]:
         file = resolve_member(member, available, resolve_file, name)
@@ -97,5 +97,5 @@ def load_by_name(name: str) -> Hypernetwork | Composition:
 def choices(with_none: bool = True, compositions: bool = False) -> list[str]:
     """The names for a file combo: 'none' first (use the connected network), then every file
     (`.hns` compositions too where the consumer can apply them)."""
-    extensions = bridge.HYPERNETWORK_EXTENSIONS + ((COMPOSITION_EXTENSION,) if compositions else ())
-    return (["none"] if with_none else []) + bridge.hypernetwork_files(extensions)
+    extensions = paths.HYPERNETWORK_EXTENSIONS + ((COMPOSITION_EXTENSION,) if compositions else ())
+    return (["none"] if with_none else []) + paths.hypernetwork_files(extensions)

@@ -9,7 +9,7 @@ from ..hypernet.preprocess.captions import CAPTION_ACTIONS, caption_action
 from ..hypernet.preprocess.preprocess_config import IF_OUTPUT_EXISTS, MAX_WORKERS, MODES, PreprocessConfig
 from ..hypernet.preprocess.pipeline import preprocess
 from ..hypernet.util.paths import climbs_out, user_folder
-from . import bridge
+from .host import feedback, paths, upscaling
 from .dataset import HostProgress
 from .legacy_values import accept_renamed
 from .sockets import CATEGORY_DATASET, HN_DATASET
@@ -24,8 +24,8 @@ def resolve_output_directory(text: str) -> str:
         return ""
     if climbs_out(text):
         raise ValueError(f"output_directory: {text!r} leaves ComfyUI's output folder; give a folder inside "
-                         f"{bridge.output_directory()} or an absolute path")
-    return str(user_folder(text, bridge.output_directory()))
+                         f"{paths.output_directory()} or an absolute path")
+    return str(user_folder(text, paths.output_directory()))
 
 
 def _size(default: int, tooltip: str) -> tuple:
@@ -144,11 +144,11 @@ class HypernetworkPreprocess:
 
     def run(self, dataset, output_directory="", preview_count=8, upscale_model=None, **settings):
         config = PreprocessConfig(output_directory=resolve_output_directory(output_directory), **settings)
-        upscale = bridge.model_upscaler(upscale_model) if upscale_model is not None else None
-        result = preprocess(dataset, config, progress=HostProgress(), should_cancel=bridge.interrupted,
+        upscale = upscaling.model_upscaler(upscale_model) if upscale_model is not None else None
+        result = preprocess(dataset, config, progress=HostProgress(), should_cancel=feedback.interrupted,
                             upscale=upscale)
         if result.cancelled:
-            bridge.raise_if_interrupted()
+            feedback.raise_if_interrupted()
         logger.info("%s", result.report.splitlines()[0])
         preview = preview_tensor(result.dataset, preview_count)
         return {"ui": {"text": [result.report]}, "result": (result.dataset, result.report, preview)}

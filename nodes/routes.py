@@ -5,7 +5,7 @@ GET /hypernetwork/info?name=<name as listed in the hypernetworks combo>
 GET /hypernetwork/train_layout
   200 {legacy_layouts, nodes}: the Train node's widget layouts of earlier versions and which node
   shows each setting now, from the settings declaration (web/trainLayout.js migrates with it).
-Only files inside the registered hypernetwork folders are read (`bridge.resolve_in_folders`
+Only files inside the registered hypernetwork folders are read (`host.paths.resolve_in_folders`
 refuses absolute paths, `..` and symlinks leading out); the answer is metadata, never file bytes.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from ..hypernet.network.composition import to_json
 from ..hypernet.network.fileio import optim_path
 from ..hypernet.network.health import network_warnings
 from ..hypernet.train.settings import layout_document
-from . import bridge, network_files
+from . import network_files
+from .host import routes
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ async def train_layout_handler(request: web.Request) -> web.Response:
 
 def register() -> bool:
     """Add the routes to the host server (a no-op when the host runs without one)."""
-    added = bridge.add_get_route(INFO_ROUTE, info_handler)
-    return bridge.add_get_route(TRAIN_LAYOUT_ROUTE, train_layout_handler) and added
+    added = routes.add_get_route(INFO_ROUTE, info_handler)
+    return routes.add_get_route(TRAIN_LAYOUT_ROUTE, train_layout_handler) and added
 
 
 register()

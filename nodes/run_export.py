@@ -19,7 +19,7 @@ from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.training_preview import PreviewSettings
 from ..hypernet.train.run_file import RUN_SUFFIX, START_SUFFIX, LoaderNode, NetworkSource, RunFile
 from ..hypernet.util.atomic import TargetExistsError, atomic_path, atomic_write_text
-from . import bridge
+from .host import base_model, feedback, loaders, paths
 from .tensors import pil_to_image
 
 EXPORT_FOLDER = "hypernetwork_runs"
@@ -60,13 +60,13 @@ def trace_loader(prompt: object, node_id: object) -> LoaderNode:
 
 
 def _with_file_hash(loader: LoaderNode) -> LoaderNode:
-    found = bridge.loader_model_file(loader.inputs)
+    found = loaders.loader_model_file(loader.inputs)
     if found is None:
         return loader
     file_input, path = found
-    cache = HashCache(bridge.default_hypernetwork_folder() / bridge.HASH_CACHE_NAME)
+    cache = HashCache(paths.default_hypernetwork_folder() / base_model.HASH_CACHE_NAME)
     return LoaderNode(loader.node_id, loader.class_type, loader.inputs, loader.outputs, file_input,
-                      cache.sha256(path, should_stop=bridge.interrupted))
+                      cache.sha256(path, should_stop=feedback.interrupted))
 
 
 def _new_stem(folder: Path, name: str) -> str:
@@ -86,7 +86,7 @@ def export_run(*, network: Hypernetwork, source_file: Path | None, hypernetwork_
     loader = _with_file_hash(trace_loader(prompt, unique_id))
     if not dataset.items:
         raise ValueError("dataset: no images to train on; check LoadDataset's report")
-    folder = bridge.output_directory() / EXPORT_FOLDER
+    folder = paths.output_directory() / EXPORT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     while True:
         stem = _new_stem(folder, network.name)

@@ -32,7 +32,7 @@ from ..hypernet.tagger.pipeline import (
     validate_caption_mode,
     write_caption,
 )
-from . import bridge
+from .host import feedback, paths
 from .dataset import HostProgress
 from .legacy_values import accept_renamed
 from .sockets import CATEGORY_DATASET, HN_DATASET
@@ -43,8 +43,8 @@ DOWNLOAD_PREFIX = "(download) "
 
 
 def tagger_folders() -> list[Path]:
-    bridge.register_model_folders()
-    return bridge.model_folders(bridge.TAGGER_FOLDER)
+    paths.register_model_folders()
+    return paths.model_folders(paths.TAGGER_FOLDER)
 
 
 def model_choices() -> list[str]:
@@ -60,10 +60,10 @@ class _DownloadProgress:
     """download_tagger's (file, bytes done, total) callback -> the node's bar in percent; checks Cancel."""
 
     def __init__(self) -> None:
-        self._bar = bridge.Progress(100)
+        self._bar = feedback.Progress(100)
 
     def __call__(self, label: str, done: int, total: int | None) -> None:
-        bridge.raise_if_interrupted()
+        feedback.raise_if_interrupted()
         if total:
             self._bar.update(int(100 * done / total))
 
@@ -91,7 +91,7 @@ def _progress():
 
     def update(done: int, total: int) -> None:
         bar(done, total)
-        bridge.raise_if_interrupted()
+        feedback.raise_if_interrupted()
 
     return update
 

@@ -11,7 +11,8 @@ from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.training_preview import PreviewSettings
 from ..hypernet.train.trainer import copy_network
 from ..hypernet.util.names import safe_name
-from . import bridge, network_files, run_export
+from . import network_files, run_export
+from .host import feedback
 from .sockets import CATEGORY_TRAINING, HN_DATASET, HN_LOSS, HN_TRAIN_OPTIONS, HYPERNETWORK
 from .tensors import pil_to_image
 from .train_options import HOST_CHOICES, OPTION_NAMES, node_inputs, option_defaults
@@ -152,14 +153,14 @@ class TrainHypernetwork:
                                          overwrite=overwrite, prompt=prompt, unique_id=unique_id)
         session = TrainingSession(model=model, clip=clip, vae=vae, dataset=dataset, network=network,
                                   source_file=source_file, config=config, resume=resume, preview=preview,
-                                  node_id=str(unique_id) if unique_id is not None else bridge.executing_node_id(),
+                                  node_id=str(unique_id) if unique_id is not None else feedback.executing_node_id(),
                                   overwrite=overwrite,
                                   graph=(prompt, unique_id), save_on_cancel=options["save_on_cancel"])
         session.notes.extend(overridden)
         outcome = session.run()
         result = outcome.result
         if result.stopped == "cancelled":
-            bridge.raise_if_interrupted()
+            feedback.raise_if_interrupted()
         if result.stopped == "diverged":
             raise RuntimeError(outcome.report + "\n" + last_checkpoint_line(session.run_folder, config))
         history = result.history

@@ -13,10 +13,10 @@ from typing import Any
 
 from ..hypernet.train import settings
 from ..hypernet.train.settings import OPTION_NAMES, Setting  # noqa: F401 (re-exported)
-from . import bridge
+from .host import sampling
 from .sockets import CATEGORY_TRAINING, HN_TRAIN_OPTIONS
 
-HOST_CHOICES: settings.HostChoices = {settings.HOST_SAMPLERS: bridge.sampler_names}
+HOST_CHOICES: settings.HostChoices = {settings.HOST_SAMPLERS: sampling.sampler_names}
 
 
 def node_inputs(node: str) -> dict[str, tuple]:

@@ -1,6 +1,6 @@
 """One training run, glued from the node's sockets: caches, objective, previews, UI events.
 
-All host access goes through `bridge`; the loop itself is `hypernet.train.trainer.Trainer`.
+All host access goes through `nodes.host`; the loop itself is `hypernet.train.trainer.Trainer`.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ..hypernet.train.templates import parse_template
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
 from ..hypernet.train.validation import ValidationSet, split_items
 from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
-from . import bridge
+from .host import base_model, feedback, patches, paths, sampling, saving, training
 from .tensors import image_to_pil, pil_to_image
 
 logger = logging.getLogger(__name__)
@@ -62,20 +62,20 @@ def _multiple_of_8(image):
     return image.crop((left, top, left + w8, top + h8))
 
 
-def encode_dataset_latents(vae, dataset: Dataset, progress: bridge.Progress | None = None,
+def encode_dataset_latents(vae, dataset: Dataset, progress: feedback.Progress | None = None,
                            store: LatentStore | None = None, composite_alpha: bool = True) -> list:
     """Each item's latent distribution; with a `store`, read from / written to the disk cache.
     `composite_alpha` False encodes the colours under transparent pixels (alpha_loss_weight)."""
     entries, keys = [], []
-    identity = bridge.vae_identity(vae) if store is not None else ""
+    identity = training.vae_identity(vae) if store is not None else ""
     sizes = _sizes(dataset)
     for index, item in enumerate(dataset.items):
-        bridge.raise_if_interrupted()
+        feedback.raise_if_interrupted()
         key = item_key(item, sizes[index], identity, composite_alpha) if store is not None else None
         cached = store.get(key) if store is not None else None
         if cached is None:
             pixels = pil_to_image(_multiple_of_8(load_item_image(item, composite_alpha=composite_alpha)))
-            cached = bridge.encode_latent_distribution(vae, pixels)
+            cached = training.encode_latent_distribution(vae, pixels)
             if store is not None:
                 store.put(key, cached)
         entries.append(cached)
@@ -105,11 +105,11 @@ class TrainingSession:
         self.graph = graph  # (PROMPT, UNIQUE_ID): traced to the checkpoint file for sd_checkpoint
         started_at = time.time()
         self.headless = headless  # the torchrun runner (scripts/train_run.py); None in the node
-        folder = headless.folder if headless is not None else bridge.default_hypernetwork_folder()
+        folder = headless.folder if headless is not None else paths.default_hypernetwork_folder()
         # The run name is a validated file name (RunFolder refuses separators, '..', absolute paths).
         self.run_folder = RunFolder(folder, network.name)
         self.final_path = folder / f"{self.run_folder.name}.pt"
-        require_match(network, bridge.all_attention_widths(model), "the connected model")
+        require_match(network, patches.all_attention_widths(model), "the connected model")
         final_note = final_file_note(self.final_path, self.run_folder, overwrite=overwrite,
                                      source_file=source_file, starting_network=network)
         require_writable_folder(folder, "hypernetworks folder")
@@ -136,26 +136,26 @@ class TrainingSession:
     # ------------------------------------------------------------------ callbacks
 
     def _send(self, kind: str, data: dict) -> None:
-        bridge.send_event(f"hypernetwork.train.{kind}", dict(data, node=self.node_id, name=self.network.name))
+        feedback.send_event(f"hypernetwork.train.{kind}", dict(data, node=self.node_id, name=self.network.name))
 
-    def _preview(self, training_model: bridge.TrainingModel, step: int) -> None:
+    def _preview(self, training_model: training.TrainingModel, step: int) -> None:
         settings = self.preview_settings
         sizes = Counter(_sizes(self.dataset))
         width, height = sizes.most_common(1)[0][0]
         with torch.inference_mode():
-            positive = bridge.encode_prompt(self.clip, self._preview_prompt, self.config.clip_skip)
-            negative = bridge.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
-            latent = bridge.empty_latent(width, height)
+            positive = sampling.encode_prompt(self.clip, self._preview_prompt, self.config.clip_skip)
+            negative = sampling.encode_prompt(self.clip, settings.negative, self.config.clip_skip)
+            latent = sampling.empty_latent(width, height)
             seed = self._preview_seeds.next(step)
-            with bridge.no_latent_previews():
+            with sampling.no_latent_previews():
                 samples = training_model.sample_preview(seed, settings.steps, settings.cfg, settings.sampler,
                                                         settings.scheduler, positive, negative, latent)
-            image = bridge.decode(self.vae, samples)
+            image = sampling.decode(self.vae, samples)
         pil = image_to_pil(image)[0]
         path = self.run_folder.preview_path(step)
         with atomic_path(path) as tmp:
             pil.save(tmp, format="PNG")
-        entry = bridge.save_ui_image(pil, f"{self.network.name}-{step}")
+        entry = saving.save_ui_image(pil, f"{self.network.name}-{step}")
         self.previews.append(entry)
         self._progress.update(step - self._first_step)  # no image: the host would add its own preview
         self._send("preview", {"step": step, "image": entry, "path": str(path), "seed": seed,
@@ -167,17 +167,17 @@ class TrainingSession:
         config = self.config
         self._first_step = self.network.step
         total = max(1, config.steps - self.network.step)
-        self._progress = bridge.Progress(total)
+        self._progress = feedback.Progress(total)
         self._set_base_model()
         self.notes.extend(ignored_schedule_notes(config))
-        self.latent_store = LatentStore(bridge.latent_cache_folder()) if config.latent_disk_cache else None
+        self.latent_store = LatentStore(paths.latent_cache_folder()) if config.latent_disk_cache else None
         latents = LatentCache(encode_dataset_latents(self.vae, self.dataset, store=self.latent_store,
                                                      composite_alpha=not config.alpha_loss_weight),
                               config.latent_sampling, config.seed)
         self.alpha_maps = (dataset_weight_maps(self.dataset.items, [tuple(m.shape[-2:]) for m in latents.means],
                                                _multiple_of_8) if config.alpha_loss_weight else None)
-        bridge.release_vae_from_device(self.vae)
-        encode = lambda text: bridge.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
+        training.release_vae_from_device(self.vae)
+        encode = lambda text: training.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
         prompts = PromptCache(parse_template(config.template), self.network.name,
                               [item.caption for item in self.dataset.items], config.caption_config(), config.seed,
                               encode)
@@ -189,7 +189,7 @@ class TrainingSession:
                          [self.dataset.items[i].repeats for i in self.train_items], config.batch_size, config.seed)
         patch = HypernetworkPatch([(self.network, 1.0)])  # A1111 trains at strength 1
         with torch.inference_mode(False), torch.enable_grad():
-            training_model = bridge.TrainingModel(self.model, patch, config.gradient_checkpointing)
+            training_model = training.TrainingModel(self.model, patch, config.gradient_checkpointing)
             try:
                 result = self._train(training_model, latents, prompts, plan, sizes)
             finally:
@@ -200,7 +200,7 @@ class TrainingSession:
     def _set_base_model(self) -> None:
         """A1111 stamps every saved file with the checkpoint trained on; when this run's cannot be
         traced, a record the file already has is kept (never erased), and the report says so."""
-        base = bridge.base_model_of_input(*self.graph, "model")
+        base = base_model.base_model_of_input(*self.graph, "model")
         kept = self.network.sd_checkpoint, self.network.sd_checkpoint_name
         if not base.known and any(kept):
             self.notes.append(f"base model of this run unknown ({base.why}); sd_checkpoint / sd_checkpoint_name "
@@ -239,7 +239,7 @@ class TrainingSession:
             parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
         role = self.headless
         hooks = TrainHooks(
-            should_stop=role.should_stop if role is not None else bridge.interrupted, is_cancel=bridge.is_interrupt,
+            should_stop=role.should_stop if role is not None else feedback.interrupted, is_cancel=feedback.is_interrupt,
             save_on_cancel=self.save_on_cancel, on_step=on_step,
             on_checkpoint=lambda step, path: self._send("checkpoint", {"step": step, "path": str(path)}),
             preview=(None if role is not None and not role.writer  # only rank 0 writes previews

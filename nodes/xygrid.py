@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..hypernet.grid.plan import BaseSettings
 from ..hypernet.grid.values import AxisType, parse_numbers
-from . import bridge
+from .host import sampling
 from .sockets import CATEGORY_GENERATION, HYPERNETWORK
 from .xygrid_run import run_xy_grid
 
@@ -53,8 +53,8 @@ class HypernetworkXYGrid:
                 "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": "Sampling steps."}),
                 "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                                   "tooltip": "Classifier-free guidance scale."}),
-                "sampler_name": (bridge.sampler_names(), {"tooltip": "The sampler (as KSampler)."}),
-                "scheduler": (bridge.scheduler_names(), {"tooltip": "The noise schedule (as KSampler)."}),
+                "sampler_name": (sampling.sampler_names(), {"tooltip": "The sampler (as KSampler)."}),
+                "scheduler": (sampling.scheduler_names(), {"tooltip": "The noise schedule (as KSampler)."}),
                 "clip_skip": ("INT", {"default": 1, "min": 1, "max": 24,
                                       "tooltip": "A1111 clip skip: 1 = last CLIP layer, 2 = skip one, ..."}),
                 "x_type": (AXIS_TYPES, dict(axis)),

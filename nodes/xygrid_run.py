@@ -1,7 +1,7 @@
 """The XY grid's work: parse the axes, sample every cell, compose the labelled grid, save it.
 
 Each cell is sampled exactly as a plain CLIPTextEncode -> EmptyLatentImage -> KSampler ->
-VAEDecode graph with the same settings would (through `bridge`), so a cell can be reproduced
+VAEDecode graph with the same settings would (through `nodes.host`), so a cell can be reproduced
 outside the grid. Hypernetwork files are loaded once per run, prompt encodings are cached per
 (text, clip skip) and patched models per network list; the incoming model is never changed.
 """
@@ -22,7 +22,8 @@ from ..hypernet.grid.values import AxisContext, AxisValues, check_grid_size, mar
 from ..hypernet.network.module import Hypernetwork
 from ..hypernet.train.judging import VAL_LOSS_KEY
 from ..hypernet.util.atomic import atomic_write_with, require_writable_folder
-from . import bridge, network_files
+from . import network_files
+from .host import feedback, sampling, saving
 from .apply import apply_to_model
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def parse_axes(x_type: str, x_values: str, y_type: str, y_values: str, base: Bas
                store: NetworkStore) -> tuple[AxisValues, AxisValues]:
     """Both axes parsed and validated against the host's sampler/scheduler/file lists."""
     context = AxisContext(
-        samplers=bridge.sampler_names(), schedulers=bridge.scheduler_names(), prompt=base.positive,
+        samplers=sampling.sampler_names(), schedulers=sampling.scheduler_names(), prompt=base.positive,
         negative_prompt=base.negative, hypernetwork_files=network_files.choices(with_none=False, compositions=True),
         step_lookup=store.step)
     x = parse_axis(x_type, x_values, context, name="X")
@@ -91,22 +92,22 @@ def render_cells(model: Any, clip: Any, vae: Any, cells: Sequence[CellSettings],
     def encode(text: str, clip_skip: int) -> list:
         key = (text, clip_skip)
         if key not in encodings:
-            encodings[key] = bridge.encode_prompt(clip, text, clip_skip)
+            encodings[key] = sampling.encode_prompt(clip, text, clip_skip)
         return encodings[key]
 
     total = sum(cell.steps for cell in cells)
-    progress = bridge.Progress(total)
+    progress = feedback.Progress(total)
     done = 0
     images = []
     for index, cell in enumerate(cells):
-        bridge.raise_if_interrupted()
+        feedback.raise_if_interrupted()
         positive, negative = encode(cell.positive, cell.clip_skip), encode(cell.negative, cell.clip_skip)
-        latent = bridge.empty_latent(cell.width, cell.height)
-        with bridge.ProgressSpan(done, cell.steps, total):
-            samples = bridge.sample(models[cell.networks], cell.seed, cell.steps, cell.cfg, cell.sampler_name,
+        latent = sampling.empty_latent(cell.width, cell.height)
+        with feedback.ProgressSpan(done, cell.steps, total):
+            samples = sampling.sample(models[cell.networks], cell.seed, cell.steps, cell.cfg, cell.sampler_name,
                                     cell.scheduler, positive, negative, latent)
-        with bridge.ProgressSpan(done + cell.steps, 0, total):
-            image = bridge.decode(vae, samples)
+        with feedback.ProgressSpan(done + cell.steps, 0, total):
+            image = sampling.decode(vae, samples)
         images.append(image[:1].detach().to("cpu", torch.float32))
         done += cell.steps
         progress.update(done)
@@ -145,12 +146,12 @@ def save_grid(grid: Image.Image, filename_prefix: str, axes: Sequence[AxisValues
     """Write the grid as `<prefix>_<counter>_.png` in the output folder (SaveImage's naming, next free
     counter, never overwriting), atomically, with the axes and settings in its `hypernet_grid` chunk
     and, unless the host disables metadata, the prompt and workflow as SaveImage writes them."""
-    folder, stem, counter, subfolder = bridge.save_image_target(filename_prefix, grid.width, grid.height)
+    folder, stem, counter, subfolder = saving.save_image_target(filename_prefix, grid.width, grid.height)
     while (folder / f"{stem}_{counter:05}_.png").exists():
         counter += 1
     target = folder / f"{stem}_{counter:05}_.png"
     extra: dict[str, str] = {}
-    if bridge.metadata_enabled():
+    if saving.metadata_enabled():
         if prompt is not None:
             extra["prompt"] = json.dumps(prompt)
         for key, value in (extra_pnginfo or {}).items():
@@ -173,7 +174,7 @@ def run_xy_grid(model: Any, clip: Any, vae: Any, base: BaseSettings, x_type: str
                 y_values: str, filename_prefix: str, connected: Optional[Hypernetwork] = None,
                 prompt: Any = None, extra_pnginfo: Optional[Mapping[str, Any]] = None) -> GridResult:
     """Everything the node does: validate all inputs first, then sample, compose and save."""
-    folder, *_ = bridge.save_image_target(filename_prefix, base.width, base.height)  # a bad prefix fails early
+    folder, *_ = saving.save_image_target(filename_prefix, base.width, base.height)  # a bad prefix fails early
     require_writable_folder(folder, "filename_prefix")
     store = NetworkStore(connected)
     x, y = parse_axes(x_type, x_values, y_type, y_values, base, store)

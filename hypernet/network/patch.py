@@ -1,9 +1,9 @@
 """Attention patch applying hypernetworks to K and V inputs, A1111 style (q untouched).
 
-The host calls `patch(n, context, value, extra_options)` before the K/V projections (ComfyUI's
-`attn1_patch`/`attn2_patch`) and uses the returned triple. The network pair is chosen by the last
-dimension of the context (K) and of the value (V); several networks apply in order, each getting
-the previous one's outputs (A1111 chaining), each with its own strength.
+`patch(q, k, v, extra_options)` returns `(q, k, v)` with K and V through the networks; where the
+host calls it, and how it is registered, is in `nodes/host/patches.py`. The network pair is chosen
+by the last dimension of the context (K) and of the value (V); several networks apply in order,
+each getting the previous one's outputs (A1111 chaining), each with its own strength.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ PREVIEW_OPTIONS = "HypernetworkPreviewOptions"
 OPTIONS_NODES = (TRAINING_OPTIONS, PREVIEW_OPTIONS)
 
 HOST_SAMPLERS = "host sampler names"  # choices only the host knows (comfy.samplers.KSampler.SAMPLERS)
-HostChoices = Mapping[str, Callable[[], list[str]]]  # e.g. {HOST_SAMPLERS: bridge.sampler_names}
+HostChoices = Mapping[str, Callable[[], list[str]]]  # e.g. {HOST_SAMPLERS: sampling.sampler_names}
 
 CLIP_GRAD_MODES = ("none", "value", "norm")
 LATENT_SAMPLING = ("once", "deterministic", "random")

@@ -47,7 +47,7 @@ def setup(comfy_host, pack, tmp_path_factory):
     folder = make_shapes_dataset(tmp_path_factory.mktemp("ddp_shapes"), count=4, size=64)
     dataset = pack.hypernet.data.load.load_dataset(str(folder)).dataset
     model, clip, vae = comfy_host.tiny.build_tiny("sd1", 0)
-    widths = pack.nodes.bridge.attention_widths(model)
+    widths = pack.nodes.host.patches.attention_widths(model)
     config = pack.hypernet.network.hypernetwork_config.HypernetworkConfig(name=NAME, sizes=list(widths["self"] + widths["cross"]),
                                                              seed=3)
     with torch.inference_mode():

@@ -44,9 +44,9 @@ def nearest_2x(image: Image.Image) -> np.ndarray:
 
 
 def test_tiled_upscale_matches_the_model(comfy_host, upscale_model):
-    bridge = importlib.import_module(f"{comfy_host.pack.__name__}.nodes.bridge")
+    upscaling = importlib.import_module(f"{comfy_host.pack.__name__}.nodes.host.upscaling")
     source = pattern_rgb(40, 24, seed=3)
-    tiled = bridge.model_upscaler(upscale_model, tile=16, overlap=4)(source)  # several overlapping tiles
+    tiled = upscaling.model_upscaler(upscale_model, tile=16, overlap=4)(source)  # several overlapping tiles
     assert tiled.size == (80, 48)
     assert np.abs(np.asarray(tiled, np.int16) - nearest_2x(source).astype(np.int16)).max() <= 1
 
@@ -83,10 +83,10 @@ def test_cancel_during_model_upscale_uses_the_hosts_interrupt(comfy_host, upscal
     source = tmp_path / "src"
     source.mkdir()
     dataset = _dataset(comfy_host, source, [(32, 32)])
-    bridge = importlib.import_module(f"{comfy_host.pack.__name__}.nodes.bridge")
+    upscaling = importlib.import_module(f"{comfy_host.pack.__name__}.nodes.host.upscaling")
     try:
         mm.interrupt_current_processing(True)
         with pytest.raises(mm.InterruptProcessingException):
-            bridge.model_upscaler(upscale_model)(pattern_rgb(32, 32, seed=0))
+            upscaling.model_upscaler(upscale_model)(pattern_rgb(32, 32, seed=0))
     finally:
         mm.interrupt_current_processing(False)

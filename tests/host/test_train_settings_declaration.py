@@ -74,7 +74,7 @@ NODES = ("TrainHypernetwork", "HypernetworkTrainingOptions", "HypernetworkPrevie
 
 @pytest.fixture(scope="module")
 def pack(comfy_host):
-    for module in ("train", "train_options", "bridge"):
+    for module in ("train", "train_options", "host.sampling"):
         importlib.import_module(f"{comfy_host.pack.__name__}.nodes.{module}")
     return comfy_host.pack
 
@@ -87,7 +87,7 @@ def released_shape(pack, kind):
     """A list of choices as released: the host's samplers for the preview sampler, any list for a
     file combo, the exact list otherwise."""
     if kind == "SAMPLERS":
-        return pack.nodes.bridge.sampler_names()
+        return pack.nodes.host.sampling.sampler_names()
     return kind
 
 

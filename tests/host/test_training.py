@@ -44,14 +44,14 @@ def snapshot(module) -> dict:
 
 @pytest.mark.parametrize("kind", ["sd1", "sd2v", "sdxl"])
 def test_gradients_reach_every_patched_layer(comfy_host, pack, kind):
-    bridge, hn = pack.nodes.bridge, pack.hypernet
+    host, hn = pack.nodes.host, pack.hypernet
     model, clip, _ = comfy_host.tiny.build_tiny(kind)
-    widths = bridge.attention_widths(model)
+    widths = host.patches.attention_widths(model)
     network = hn.train.trainer.copy_network(create(pack, f"grad_{kind}", list(widths["self"] + widths["cross"])))
     with torch.inference_mode():
-        cond, pooled = bridge.encode_prompt_for_training(clip, "a red circle")
+        cond, pooled = host.training.encode_prompt_for_training(clip, "a red circle")
     with torch.inference_mode(False), torch.enable_grad():
-        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
+        training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
         try:
             network.train()
             conds = training_model.conditioning(cond, pooled, 64, 64)
@@ -67,14 +67,14 @@ def test_gradients_reach_every_patched_layer(comfy_host, pack, kind):
 
 
 def test_in_place_residuals_of_the_pinned_host_are_what_the_hook_fixes(comfy_host, pack):
-    """Without the bridge's norm-input hook the 2024 host's `x += n` breaks backward."""
-    bridge, hn = pack.nodes.bridge, pack.hypernet
+    """Without the training copy's norm-input hook the 2024 host's `x += n` breaks backward."""
+    host, hn = pack.nodes.host, pack.hypernet
     model, clip, _ = comfy_host.tiny.build_tiny("sd1")
     network = hn.train.trainer.copy_network(create(pack, "nohook", [32, 64, 768]))
     with torch.inference_mode():
-        cond, pooled = bridge.encode_prompt_for_training(clip, "x")
+        cond, pooled = host.training.encode_prompt_for_training(clip, "x")
     with torch.inference_mode(False), torch.enable_grad():
-        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
+        training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
         try:
             for handle in training_model._handles:
                 handle.remove()
@@ -112,16 +112,16 @@ def test_only_the_hypernetwork_changes(comfy_host, pack, shapes):
 
 def _eval_loss(pack, comfy_host, model, clip, vae, dataset, network) -> float:
     """Loss on fixed timesteps and noise, so that before/after compare the same thing."""
-    bridge, hn = pack.nodes.bridge, pack.hypernet
+    host, hn = pack.nodes.host, pack.hypernet
     encode_dataset_latents = importlib.import_module(f"{pack.__name__}.nodes.training_session").encode_dataset_latents
 
     with torch.inference_mode():
         latents = [m for m, _ in encode_dataset_latents(vae, dataset)]
-        encoded = [bridge.encode_prompt_for_training(clip, item.caption) for item in dataset.items]
+        encoded = [host.training.encode_prompt_for_training(clip, item.caption) for item in dataset.items]
     net = hn.train.trainer.copy_network(network).eval()
     total = 0.0
     with torch.inference_mode(False), torch.no_grad():
-        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(net, 1.0)]))
+        training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(net, 1.0)]))
         try:
             for seed in range(6):
                 for latent, (cond, pooled) in zip(latents, encoded):
@@ -249,7 +249,7 @@ def test_base_checkpoint_is_traced_hashed_once_and_saved_as_a1111_does(comfy_hos
             next((comfy_host.models_dir / "hypernetworks" / "with_base").glob("with_base-1.pt")))
         assert checkpoint.sd_checkpoint == expected  # periodic copies carry it too, as in A1111
         assert f"sd15_tiny_base [{expected}]" in out["ui"]["text"][0]
-        cache = pack.nodes.bridge.default_hypernetwork_folder() / pack.nodes.bridge.HASH_CACHE_NAME
+        cache = pack.nodes.host.paths.default_hypernetwork_folder() / pack.nodes.host.base_model.HASH_CACHE_NAME
         assert str(base_file.resolve()) in cache.read_text()
     finally:
         comfy_host.folder_paths.folder_names_and_paths["checkpoints"][0].remove(str(checkpoints))

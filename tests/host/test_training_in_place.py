@@ -41,17 +41,17 @@ def assert_same_tensors(now: dict, before: dict) -> None:
 def gradients(pack, model, clip, network_seed, *, copy_model, gradient_checkpointing=False, steps=2):
     """Per-parameter gradients of `steps` forward/backward passes (with an AdamW step between), in a
     fresh network made from `network_seed`; the same latents, timesteps and noise every time."""
-    bridge, hn = pack.nodes.bridge, pack.hypernet
-    widths = bridge.attention_widths(model)
+    host, hn = pack.nodes.host, pack.hypernet
+    widths = host.patches.attention_widths(model)
     network = create(pack, "grads", list(widths["self"] + widths["cross"]), seed=network_seed)
     with torch.inference_mode():
-        cond, pooled = bridge.encode_prompt_for_training(clip, "a red circle")
+        cond, pooled = host.training.encode_prompt_for_training(clip, "a red circle")
     grads = []
     with torch.inference_mode(False), torch.enable_grad():
         network.train()
         optimizer = torch.optim.AdamW(list(network.parameters()), lr=1e-2)
-        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]),
-                                              gradient_checkpointing, copy_model=copy_model)
+        training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]),
+                                                     gradient_checkpointing, copy_model=copy_model)
         try:
             assert training_model.copied is copy_model
             batch_pooled = None if pooled is None else pooled.expand(2, -1)
@@ -83,15 +83,15 @@ def test_gradients_equal_the_copy_path(comfy_host, pack, kind, checkpointing):
 
 
 def test_training_uses_the_hosts_weights_without_a_copy(comfy_host, pack):
-    bridge, hn = pack.nodes.bridge, pack.hypernet
+    host, hn = pack.nodes.host, pack.hypernet
     model, clip, _ = comfy_host.tiny.build_tiny("sd1")
     before = host_tensors(model)
     assert all(t.is_inference() for t, _ in before.values()), "the tiny host model loads as a checkpoint does"
     network = create(pack, "no_copy", [32, 64, 768])
     with torch.inference_mode():
-        cond, pooled = bridge.encode_prompt_for_training(clip, "x")
+        cond, pooled = host.training.encode_prompt_for_training(clip, "x")
     with torch.inference_mode(False), torch.enable_grad():
-        training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
+        training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
         try:
             assert training_model.base is model.model and training_model.copy_bytes == 0
             conds = training_model.conditioning(cond, pooled, 64, 64)
@@ -110,20 +110,20 @@ def test_training_uses_the_hosts_weights_without_a_copy(comfy_host, pack):
 
 def test_a_weight_that_cannot_be_aliased_falls_back_to_a_copy(comfy_host, pack):
     """A tensor subclass (as quantized-weight packs use) is not aliased: the copy path is taken."""
-    bridge = pack.nodes.bridge
+    host = pack.nodes.host
 
     class Quantized(torch.Tensor):
         def __deepcopy__(self, memo):
             return self.detach().clone().as_subclass(Quantized)
 
     model, _, _ = comfy_host.tiny.build_tiny("sd1", seed=5, cached=False)
-    assert not bridge.needs_model_copy(model)
+    assert not host.training.needs_model_copy(model)
     with torch.inference_mode():
         layer = model.model.diffusion_model.out[2]
         layer.weight = torch.nn.Parameter(layer.weight.detach().as_subclass(Quantized), requires_grad=False)
-    assert bridge.needs_model_copy(model)
+    assert host.training.needs_model_copy(model)
     with torch.inference_mode(False):
-        training_model = bridge.TrainingModel(model, pack.hypernet.network.patch.HypernetworkPatch())
+        training_model = host.training.TrainingModel(model, pack.hypernet.network.patch.HypernetworkPatch())
     try:
         assert training_model.copied and training_model.copy_bytes > 0 and training_model.base is not model.model
     finally:
@@ -131,12 +131,12 @@ def test_a_weight_that_cannot_be_aliased_falls_back_to_a_copy(comfy_host, pack):
 
 
 def _sample(pack, model, clip, seed=7) -> torch.Tensor:
-    bridge = pack.nodes.bridge
+    host = pack.nodes.host
     with torch.inference_mode():
-        positive = bridge.encode_prompt(clip, "a red circle")
-        negative = bridge.encode_prompt(clip, "")
-        latent = bridge.empty_latent(64, 64)
-        return bridge.sample(model, seed, 3, 7.0, "euler", "normal", positive, negative, latent)["samples"].clone()
+        positive = host.sampling.encode_prompt(clip, "a red circle")
+        negative = host.sampling.encode_prompt(clip, "")
+        latent = host.sampling.empty_latent(64, 64)
+        return host.sampling.sample(model, seed, 3, 7.0, "euler", "normal", positive, negative, latent)["samples"].clone()
 
 
 def _with_weight_patch(model, seed=0):

@@ -9,12 +9,12 @@ from tests.host.test_training import create, pack, shapes, train  # noqa: F401  
 
 
 def _training_model(pack, comfy_host, kind):
-    bridge, hn = pack.nodes.bridge, pack.hypernet
+    host, hn = pack.nodes.host, pack.hypernet
     model, clip, _ = comfy_host.tiny.build_tiny(kind)
     network = hn.train.trainer.copy_network(create(pack, f"snr_{kind}", [32, 64]))
     with torch.inference_mode():
-        cond, pooled = bridge.encode_prompt_for_training(clip, "a red circle")
-    training_model = bridge.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
+        cond, pooled = host.training.encode_prompt_for_training(clip, "a red circle")
+    training_model = host.training.TrainingModel(model, hn.network.patch.HypernetworkPatch([(network, 1.0)]))
     return training_model, training_model.conditioning(cond, pooled, 64, 64)
 
 
@@ -124,7 +124,7 @@ def test_a_second_run_reads_the_latents_from_the_disk_cache(comfy_host, pack, tm
     assert "0 reused, 3 encoded" in reports[0], reports[0]
     assert "3 reused, 0 encoded" in reports[1] and "3 reused, 0 encoded" in reports[2]
     assert runs[0]["result"][2].losses == runs[1]["result"][2].losses  # the same latents, to the bit
-    folder = pack.nodes.bridge.latent_cache_folder()
+    folder = pack.nodes.host.paths.latent_cache_folder()
     assert folder.name == "hypernetwork_latent_cache" and len(list(folder.glob("*.latent"))) >= 3
     off = train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=1,
                 latent_disk_cache=False)

@@ -29,7 +29,7 @@ def imported_roots(tree: ast.AST) -> list[tuple[int, str, int]]:
 def test_core_module_does_not_import_the_host(path: Path):
     tree = ast.parse(path.read_text(), filename=str(path))
     bad = [(line, name) for line, name, level in imported_roots(tree) if level == 0 and name in FORBIDDEN]
-    assert not bad, f"{path.name} imports the host ({bad}); move that code into nodes/bridge.py"
+    assert not bad, f"{path.name} imports the host ({bad}); move that code into nodes/host/"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(CORE).as_posix())
@@ -90,13 +90,14 @@ def test_layer_check_catches_an_upward_import(tmp_path):
     assert sibling_packages(module) - LAYERS["data"] == {"train"}
 
 
-# ------------------------------------------------------------------ nodes/: one bridge to the host
+# ------------------------------------------------------------------ nodes/: one adapter package to the host
 
 NODES = CORE.parent / "nodes"
-BRIDGE = NODES / "bridge.py"
-NODE_MODULES = sorted(p for p in NODES.glob("*.py") if p != BRIDGE)
+HOST = NODES / "host"
+HOST_PACKAGE = sorted(HOST.glob("*.py"))
+NODE_MODULES = sorted(NODES.glob("*.py"))
 HOST_MODULES = FORBIDDEN  # comfy, folder_paths, server, nodes, comfy_execution, execution, latent_preview, ...
-# Attributes of host objects (ModelPatcher, VAE, BaseModel) that only the bridge may touch.
+# Attributes of host objects (ModelPatcher, VAE, BaseModel) that only the adapter may touch.
 HOST_ATTRIBUTES = {"patcher", "model_options", "first_stage_model", "cond_stage_model", "diffusion_model",
                    "model_sampling", "load_device", "offload_device", "current_loaded_models"}
 
@@ -106,24 +107,60 @@ def host_attributes(tree: ast.AST) -> list[tuple[int, str]]:
             if isinstance(node, ast.Attribute) and node.attr in HOST_ATTRIBUTES]
 
 
-def test_the_bridge_exists_and_imports_the_host():
-    tree = ast.parse(BRIDGE.read_text())
-    assert {name for _, name, level in imported_roots(tree) if level == 0} & HOST_MODULES
+def adapter_internals(tree: ast.AST) -> list[tuple[int, str]]:
+    """Private names (`_x`) of the adapter's modules a node module uses (`from .host import sampling`
+    then `sampling._x`, or `from .host.sampling import _x`)."""
+    adapter = {alias.asname or alias.name for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == "host"
+               for alias in node.names}
+    found = [(node.lineno, f"{node.value.id}.{node.attr}") for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and isinstance(node.value, ast.Name)
+             and node.value.id in adapter]
+    found += [(node.lineno, alias.name) for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.level == 1 and (node.module or "").startswith("host.")
+              for alias in node.names if alias.name.startswith("_")]
+    return found
+
+
+def test_the_adapter_package_exists_and_imports_the_host():
+    imported = {name for path in HOST_PACKAGE for _, name, level in imported_roots(ast.parse(path.read_text()))
+                if level == 0}
+    assert imported & HOST_MODULES
+    assert not (NODES / "bridge.py").exists(), "the adapter is the nodes/host/ package now"
 
 
 @pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
-def test_only_the_bridge_imports_the_host(path: Path):
+def test_only_the_adapter_imports_the_host(path: Path):
     tree = ast.parse(path.read_text(), filename=str(path))
     bad = [(line, name) for line, name, level in imported_roots(tree) if level == 0 and name in HOST_MODULES]
-    assert not bad, f"nodes/{path.name} imports ComfyUI modules {bad}; go through nodes/bridge.py"
+    assert not bad, f"nodes/{path.name} imports ComfyUI modules {bad}; go through nodes/host/"
 
 
 @pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
-def test_only_the_bridge_reaches_into_host_objects(path: Path):
+def test_only_the_adapter_reaches_into_host_objects(path: Path):
     bad = host_attributes(ast.parse(path.read_text(), filename=str(path)))
-    assert not bad, f"nodes/{path.name} touches host internals {bad}; add a bridge function for it"
+    assert not bad, f"nodes/{path.name} touches host internals {bad}; add a function for it in nodes/host/"
+
+
+@pytest.mark.parametrize("path", NODE_MODULES, ids=lambda p: p.name)
+def test_node_modules_use_only_the_adapters_public_names(path: Path):
+    bad = adapter_internals(ast.parse(path.read_text(), filename=str(path)))
+    assert not bad, f"nodes/{path.name} uses private names of nodes/host/ {bad}; make them public there"
+
+
+def test_adapter_internals_check_catches_a_private_name():
+    tree = ast.parse("from .host import training\nfrom .host.sampling import _x\ntraining._block_norms(m)\n")
+    assert {name for _, name in adapter_internals(tree)} == {"training._block_norms", "_x"}
+
+
+def test_the_attention_patch_is_registered_in_one_place():
+    """The host's attn1/attn2 patch registration is written once (nodes/host/patches.py)."""
+    users = sorted(path.relative_to(NODES).as_posix() for path in NODES.rglob("*.py")
+                   if "set_model_attn1_patch" in path.read_text() or "set_model_attn2_patch" in path.read_text())
+    assert users == ["host/patches.py"]
+    assert "def set_attention_patch" in (HOST / "patches.py").read_text()
 
 
 def test_host_attribute_check_catches_a_patcher_access():
-    tree = ast.parse("samples = bridge.sample(training_model.patcher, 1)\nvae.first_stage_model.to('cpu')\n")
+    tree = ast.parse("samples = sampling.sample(training_model.patcher, 1)\nvae.first_stage_model.to('cpu')\n")
     assert {name for _, name in host_attributes(tree)} == {"patcher", "first_stage_model"}
