@@ -91,3 +91,28 @@ def test_alpha_off_by_default_and_without_alpha_outputs_are_unchanged(source, tm
 def test_keep_alpha_must_be_a_boolean():
     with pytest.raises(ValueError, match="keep_alpha"):
         PreprocessConfig(keep_alpha="false")
+
+
+def test_upscaled_rgba_keeps_its_alpha_at_the_models_size(tmp_path):
+    """With an upscale model, the model enlarges the colours and the alpha follows to its size."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    _rgba_source(32, 32).save(folder / "small.png")
+    calls = []
+
+    def nearest_2x(image):
+        calls.append(image.mode)
+        return image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST)
+
+    result = preprocess(load_dataset(str(folder)).dataset,
+                        PreprocessConfig(width=64, height=64, output_directory=str(tmp_path / "out"),
+                                         keep_alpha=True), upscale=nearest_2x)
+    with Image.open(result.dataset[0].path) as png:
+        png.load()
+        assert png.mode == "RGBA" and png.size == (64, 64)
+        source = _rgba_source(32, 32)
+        expected = np.asarray(source.getchannel("A").resize((64, 64), Image.Resampling.LANCZOS))
+        assert np.array_equal(np.asarray(png.getchannel("A")), expected)
+        colours = source.convert("RGB").resize((64, 64), Image.Resampling.NEAREST)  # not composited on white
+        assert np.array_equal(np.asarray(png.convert("RGB")), np.asarray(colours))
+    assert calls == ["RGB", "RGB"] and result.stats["model_upscaled"] == 1
