@@ -109,10 +109,10 @@ class _KeptAlpha:
     """An RGBA source kept for writing: its colours (not composited) and its alpha, moved apart so
     each goes through exactly what the lazy path does to it (pixels padded with pad_color, alpha with 0)."""
 
-    pixels: Any
-    alpha: Any
+    pixels: Image.Image
+    alpha: Image.Image
 
-    def apply(self, transform: Transform | None) -> Any:
+    def apply(self, transform: Transform | None) -> Image.Image:
         pixels = apply_transform(self.pixels, transform) if transform else self.pixels
         alpha = apply_transform(self.alpha, transform) if transform else self.alpha
         return Image.merge("RGBA", (*pixels.split(), alpha))
