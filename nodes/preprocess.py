@@ -135,6 +135,12 @@ class HypernetworkPreprocess:
                     "tooltip": "Optional (from Load Upscale Model): images smaller than the target are enlarged "
                                "with this model before crop/fit, instead of resampled (the guide's 'AI upscale "
                                "small images'). Needs output_directory."}),
+                "keep_alpha": ("BOOLEAN", {
+                    "default": False,
+                    "tooltip": "Write images that have transparency as RGBA PNGs (alpha moved with every crop/"
+                               "flip/split, colours under it kept) for Training Options' alpha_loss_weight. Off "
+                               "(default, as A1111): written on white as RGB, so runs without alpha_loss_weight "
+                               "learn exactly what they did. Only with output_directory."}),
             },
         }
 

@@ -166,7 +166,7 @@ def _write_new(path: str, data: bytes) -> str:
 
 
 def write_png(img: Image.Image, path: str) -> str:
-    """Write an RGB PNG atomically; no metadata, fixed compression -> byte-identical reruns.
+    """Write an RGB (or RGBA) PNG atomically; no metadata, fixed compression -> byte-identical reruns.
     Never replaces an existing file (overwrite removed this pack's own outputs beforehand).
     Returns the file's sha256 (for the manifest)."""
     buffer = io.BytesIO()

@@ -20,9 +20,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.dataset import Dataset, DatasetItem, apply_transform, load_item_image
+from PIL import Image
+
+from ..data.dataset import Dataset, DatasetItem, Transform, apply_transform, load_item_image
 from ..data.images import BAD_REASONS, BadImageError
 from ..data.load import BadFile
+from ..train.alpha_weight import item_alpha
 from .buckets import BucketChoice, make_bucket_resolutions
 from .captions import combine_caption
 from .preprocess_config import PreprocessConfig
@@ -65,6 +68,7 @@ class _ItemOutcome:
     bad: BadFile | None = None
     upscaled: int = 0
     model_upscaled: int = 0
+    alpha_kept: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,19 +104,50 @@ def _model_upscale(upscale: UpscaleFn, image: Any) -> Any:
     return enlarged
 
 
+@dataclass(frozen=True)
+class _KeptAlpha:
+    """An RGBA source kept for writing: its colours (not composited) and its alpha, moved apart so
+    each goes through exactly what the lazy path does to it (pixels padded with pad_color, alpha with 0)."""
+
+    pixels: Image.Image
+    alpha: Image.Image
+
+    def apply(self, transform: Transform | None) -> Image.Image:
+        pixels = apply_transform(self.pixels, transform) if transform else self.pixels
+        alpha = apply_transform(self.alpha, transform) if transform else self.alpha
+        return Image.merge("RGBA", (*pixels.split(), alpha))
+
+    def upscaled(self, upscale: UpscaleFn) -> "_KeptAlpha":
+        pixels = _model_upscale(upscale, self.pixels)
+        return _KeptAlpha(pixels, self.alpha.resize(pixels.size, Image.Resampling.LANCZOS))
+
+
+def _kept_alpha(item: DatasetItem) -> _KeptAlpha | None:
+    """The item's colours and alpha, or None when it has no alpha or an alpha opaque everywhere."""
+    alpha = item_alpha(item)
+    if alpha is None or alpha.getextrema() == (255, 255):
+        return None
+    return _KeptAlpha(load_item_image(item, composite_alpha=False), alpha)
+
+
 def _process_item(index: int, item: DatasetItem, ctx: _Context) -> _ItemOutcome:
     cfg = ctx.cfg
     outcome = _ItemOutcome()
     width, height = item.size
     image = None
+    kept: _KeptAlpha | None = None
     try:
         if ctx.out_dir is not None or needs_pixels(width, height, cfg):
             image = load_item_image(item)
+        if ctx.out_dir is not None and cfg.keep_alpha:
+            kept = _kept_alpha(item)
         plan: ItemPlan = plan_outputs(width, height, cfg, image=image, buckets=ctx.buckets)
         if ctx.upscale is not None and _plan_enlarges(plan):
             assert image is not None  # an upscale model needs an output folder, so pixels are loaded
             with ctx.upscale_lock:
                 image = _model_upscale(ctx.upscale, image)
+                if kept is not None:
+                    kept = kept.upscaled(ctx.upscale)
             outcome.model_upscaled = 1
             # Plan again on the enlarged pixels: crop/fit/focal now work on the model's output.
             plan = plan_outputs(image.width, image.height, cfg, image=image, buckets=ctx.buckets)
@@ -137,11 +172,13 @@ def _process_item(index: int, item: DatasetItem, ctx: _Context) -> _ItemOutcome:
                                              item.repeats, transforms))
             continue
         assert image is not None
-        final = apply_transform(image, out.transform) if out.transform else image
+        final = (kept.apply(out.transform) if kept is not None
+                 else apply_transform(image, out.transform) if out.transform else image)
         name = output_stem(index, subindex, item.stem)
         png = os.path.join(ctx.out_dir, name + ".png")
         outcome.hashes[name + ".png"] = write_png(final, png)
         outcome.files.append(name + ".png")
+        outcome.alpha_kept += kept is not None
         if caption:
             outcome.hashes[name + ".txt"] = write_caption(caption, os.path.join(ctx.out_dir, name + ".txt"))
             outcome.files.append(name + ".txt")
@@ -235,13 +272,13 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
     kinds: Counter = Counter()
     notes: list[tuple[str, str]] = []
     assignments: list[tuple[str, BucketChoice]] = []
-    upscaled = model_upscaled = 0
+    upscaled = model_upscaled = alpha_kept = 0
     done = 0
     total = len(dataset.items)
     progress_every = max(1, total // _PROGRESS_CALLS)
 
     def consume(index: int, outcome: _ItemOutcome) -> None:
-        nonlocal upscaled, model_upscaled, done
+        nonlocal upscaled, model_upscaled, alpha_kept, done
         source = dataset.items[index]
         items.extend(outcome.items)
         files.extend(outcome.files)
@@ -249,6 +286,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
         kinds.update(outcome.kinds)
         upscaled += outcome.upscaled
         model_upscaled += outcome.model_upscaled
+        alpha_kept += outcome.alpha_kept
         notes.extend((source.path, n) for n in outcome.notes)
         if outcome.bad is not None:
             bad.append(outcome.bad)
@@ -275,6 +313,7 @@ def preprocess(dataset: Dataset, config: PreprocessConfig, *,
     new_dataset = Dataset(items, dataset.root, history)
     stats: dict[str, Any] = {"sources": total, "processed": done, "outputs": len(items),
                              "skipped": len(bad), "upscaled": upscaled, "model_upscaled": model_upscaled,
+                             "alpha_kept": alpha_kept,
                              **dict(kinds)}
     for _, note in notes:
         stats[note] = stats.get(note, 0) + 1
@@ -303,6 +342,9 @@ def _format_report(cfg: PreprocessConfig, dataset: Dataset, stats: dict[str, Any
     if stats.get("model_upscaled"):
         lines.append(f"Upscaled with upscale_model before crop/fit (smaller than the target): "
                      f"{stats['model_upscaled']}")
+    if stats.get("alpha_kept"):
+        lines.append(f"Kept the alpha channel (RGBA PNG, colours under it kept) of {stats['alpha_kept']} "
+                     "output(s), for alpha_loss_weight")
     if stats.get("upscaled"):
         lines.append(f"Upscaled (source smaller than the output): {stats['upscaled']}")
     if cfg.focal_crop:

@@ -45,6 +45,10 @@ class PreprocessConfig:
     existing_first -> existing + separator + new (A1111's "prepend"); new_first -> new +
     separator + existing (A1111's "append", still accepted). Empty parts are dropped; the result
     is stripped.
+
+    keep_alpha writes an output folder's PNGs as RGBA when the source has a (not fully opaque)
+    alpha channel, the alpha moved through the same steps as the pixels and the colours under it
+    kept; off, they are composited on white (RGB) as before.
     """
 
     width: int = 512
@@ -77,6 +81,7 @@ class PreprocessConfig:
     if_output_exists: str = "new_subfolder"
     workers: int = 1
     on_bad_file: str = "skip"
+    keep_alpha: bool = False
 
     def __post_init__(self) -> None:
         _multiple_of_8("width", self.width, 64, 2048)
@@ -119,6 +124,8 @@ class PreprocessConfig:
         if self.on_bad_file == "skip and report":
             self.on_bad_file = "skip"
         _choice("on_bad_file", self.on_bad_file, ON_BAD_FILE)
+        if not isinstance(self.keep_alpha, bool):
+            raise ValueError(f"keep_alpha={self.keep_alpha!r} must be true or false (a boolean, not a string)")
 
     @property
     def worker_count(self) -> int:
