@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from .images import DEFAULT_MAX_PIXELS, load_rgb
+from .images import DEFAULT_MAX_PIXELS, load_alpha, load_rgb
 
 DATASET_FORMAT_VERSION = 1
 
@@ -250,3 +250,15 @@ def centre_box(src_w: float, src_h: float, aspect: float) -> Box:
     top = (src_h - h) / 2
     return (0.0, top, float(src_w), top + h)
 
+
+def item_alpha(item: DatasetItem, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
+    """The item's alpha map after its transforms (None when the file has no transparency)."""
+    alpha = load_alpha(item.path, max_pixels=max_pixels)
+    if alpha is None:
+        return None
+    if alpha.size != (item.width, item.height):
+        raise ValueError(f"{item.path} is {alpha.width}x{alpha.height} but the dataset recorded "
+                         f"{item.width}x{item.height}; the file changed after loading - run LoadDataset again")
+    for transform in item.transforms:
+        alpha = apply_transform(alpha, transform)
+    return alpha

@@ -25,7 +25,7 @@ from PIL import Image
 from ..data.dataset import Dataset, DatasetItem, Transform, apply_transform, load_item_image
 from ..data.images import BAD_REASONS, BadImageError
 from ..data.load import BadFile
-from ..train.alpha_weight import item_alpha
+from ..data.dataset import item_alpha
 from .buckets import BucketChoice, make_bucket_resolutions
 from .captions import combine_caption
 from .preprocess_config import PreprocessConfig

@@ -15,21 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.dataset import DatasetItem, apply_transform
-from ..data.images import DEFAULT_MAX_PIXELS, load_alpha
-
-
-def item_alpha(item: DatasetItem, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
-    """The item's alpha map after its transforms (None when the file has no transparency)."""
-    alpha = load_alpha(item.path, max_pixels=max_pixels)
-    if alpha is None:
-        return None
-    if alpha.size != (item.width, item.height):
-        raise ValueError(f"{item.path} is {alpha.width}x{alpha.height} but the dataset recorded "
-                         f"{item.width}x{item.height}; the file changed after loading - run LoadDataset again")
-    for transform in item.transforms:
-        alpha = apply_transform(alpha, transform)
-    return alpha
+from ..data.dataset import DatasetItem, item_alpha
 
 
 def weight_map(alpha: Image.Image | None, latent_size: tuple[int, int]) -> torch.Tensor:

@@ -223,7 +223,7 @@ def test_alpha_moves_with_crops_flips_and_pads(tmp_path):
     from PIL import Image
 
     from hypernet.data.dataset import DatasetItem, Transform
-    from hypernet.train.alpha_weight import item_alpha
+    from hypernet.data.dataset import item_alpha
 
     rgba = Image.new("RGBA", (40, 20), (200, 10, 10, 0))
     rgba.paste((10, 200, 10, 255), (0, 0, 10, 20))  # opaque leftmost quarter
