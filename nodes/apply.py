@@ -24,7 +24,7 @@ def check_file_choice(name) -> bool | str:
     host's bare "value not in list" (a shared workflow names a file the user has not trained yet)."""
     if not isinstance(name, str):  # linked from another node: nothing to check before it runs
         return True
-    files = network_files.choices(with_none=False)
+    files = network_files.choices(with_none=False, compositions=True)
     if name == "none" or name in files:
         return True
     found = f"pick one of the {len(files)} files in the list" if files else "the folder has no file yet"

@@ -54,7 +54,8 @@ class NetworkStore:
 
     def val_loss(self, name: str) -> Optional[float]:
         """The held-out validation loss training stored in the file (None when it has none)."""
-        return self.get(name).extra.get(VAL_LOSS_KEY)
+        extra = getattr(self.get(name), "extra", None)  # a .hns composition has no training metadata
+        return extra.get(VAL_LOSS_KEY) if extra else None
 
 
 def parse_axes(x_type: str, x_values: str, y_type: str, y_values: str, base: BaseSettings,
