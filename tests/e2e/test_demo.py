@@ -2,21 +2,17 @@
 its temp folder is removed unless --keep (a --workdir the user gave is never removed)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.pack_files import REPO_ROOT, load_by_path
 
 
 def load_demo():
-    spec = importlib.util.spec_from_file_location("hn_demo", REPO_ROOT / "scripts" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path("hn_demo", "scripts/demo.py")
 
 
 def test_demo_makes_the_previews_it_claims_and_removes_its_temp_folder(host_path):

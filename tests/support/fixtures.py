@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .pack_files import load_by_path
 from .server import ComfyServer, ServerLayout, python_for_tests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +21,7 @@ IN_PROCESS_PACK_NAME = "hn_pack"
 
 
 def _hostenv():
-    spec = importlib.util.spec_from_file_location("hn_hostenv", REPO_ROOT / "scripts" / "hostenv.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path("hn_hostenv", "scripts/hostenv.py")
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_catalog():
-    """The `nodes/catalog.py` module, loaded by path under a private name."""
-    spec = importlib.util.spec_from_file_location("hn_catalog", REPO_ROOT / "nodes" / "catalog.py")
+def load_by_path(name: str, relative: str):
+    """The repo file `relative` (e.g. "scripts/demo.py") as a module under the private `name`."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relative)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_catalog():
+    """The `nodes/catalog.py` module, loaded by path under a private name."""
+    return load_by_path("hn_catalog", "nodes/catalog.py")
 
 
 CATALOG = load_catalog().CATALOG
