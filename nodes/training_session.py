@@ -25,7 +25,6 @@ from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.latent_store import LatentStore, item_key
 from ..hypernet.train.training_preview import PreviewSeeds, PreviewSettings, default_preview_prompt
-from ..hypernet.train.templates import parse_template
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
 from ..hypernet.train.validation import ValidationSet, split_items
 from ..hypernet.util.atomic import atomic_path, remove_stale_temp_files, require_writable_folder
@@ -178,7 +177,7 @@ class TrainingSession:
                                                _multiple_of_8) if config.alpha_loss_weight else None)
         training.release_vae_from_device(self.vae)
         encode = lambda text: training.encode_prompt_for_training(self.clip, text, config.clip_skip)  # noqa: E731
-        prompts = PromptCache(parse_template(config.template), self.network.name,
+        prompts = PromptCache(config.template_lines, self.network.name,
                               [item.caption for item in self.dataset.items], config.caption_config(), config.seed,
                               encode)
         prompts.precompute()
@@ -236,7 +235,7 @@ class TrainingSession:
 
         first_caption = self.dataset.items[0].caption if self.dataset.items else ""
         self._preview_prompt = self.preview_settings.prompt or default_preview_prompt(
-            parse_template(self.config.template), self.network.name, first_caption, self.config.seed)
+            self.config.template_lines, self.network.name, first_caption, self.config.seed)
         role = self.headless
         hooks = TrainHooks(
             should_stop=role.should_stop if role is not None else feedback.interrupted, is_cancel=feedback.is_interrupt,
