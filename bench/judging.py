@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.harness import import_host, load_support_module
+from bench.sd15_file import SD_VAE_DDCONFIG
 
 IMAGES = 8
 SIZE = 256
@@ -31,9 +32,7 @@ def sd_vae(torch, tiny):
     import comfy.sd
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
-    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
-                "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
-    kl = AutoencoderKL(ddconfig=ddconfig, embed_dim=4)
+    kl = AutoencoderKL(ddconfig=SD_VAE_DDCONFIG, embed_dim=4)
     tiny.init_module(kl, 1)
     return comfy.sd.VAE(sd=kl.state_dict())
 

@@ -14,7 +14,12 @@ from typing import Any
 from .cases_model import SD1_FULL, bench_unet_config
 from .harness import import_host
 
-FILE_NAME = "hn_bench_sd15_random.safetensors"
+# v2: the VAE has SD's shape; v1 files held the x4-upscaler VAE (latents at 1/4 size), so the Train
+# node trained at twice the floor's resolution.
+FILE_NAME = "hn_bench_sd15_random_v2.safetensors"
+# SD1.x/SD2.x KL autoencoder (84 M parameters, 1/8 latents)
+SD_VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                   "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
 
 
 def _random_(module: Any, seed: int, torch: Any) -> None:
@@ -47,6 +52,7 @@ def build(folder: str, seed: int = 0) -> dict[str, Any]:
     import comfy.sd
     import comfy.supported_models
     import comfy.utils
+    from comfy.ldm.models.autoencoder import AutoencoderKL
 
     with torch.inference_mode():  # as the host builds models (its CLIP init writes into its weights)
         config = comfy.supported_models.SD15(dict(bench_unet_config(320), **SD1_FULL))
@@ -55,13 +61,15 @@ def build(folder: str, seed: int = 0) -> dict[str, Any]:
         _random_(unet_model, seed, torch)
         clip = comfy.sd.CLIP(config.clip_target())
         _random_(clip.cond_stage_model, seed + 1, torch)
-        vae = comfy.sd.VAE(sd={})
-        _random_(vae.first_stage_model, seed + 2, torch)
+        # VAE(sd={}) would pick the x4 upscaler's VAE: build SD's KL autoencoder shape explicitly
+        kl = AutoencoderKL(ddconfig=SD_VAE_DDCONFIG, embed_dim=4)
+        _random_(kl, seed + 2, torch)
+        vae = comfy.sd.VAE(sd=kl.state_dict())
         counts = {"unet": sum(p.numel() for p in unet_model.diffusion_model.parameters()),
                   "clip": sum(p.numel() for p in clip.cond_stage_model.parameters()),
                   "vae": sum(p.numel() for p in vae.first_stage_model.parameters())}
         state = unet_model.state_dict_for_saving(clip.get_sd(), vae.get_sd(), None)
-        del clip, vae, unet_model
+        del clip, vae, unet_model, kl
         state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     comfy.utils.save_torch_file(state, str(tmp))
@@ -78,4 +86,8 @@ def load(path: str) -> tuple[Any, Any, Any]:
     folder, name = os.path.split(os.path.abspath(path))
     folder_paths.add_model_folder_path("checkpoints", folder)
     with env.torch.inference_mode():
-        return env.nodes.CheckpointLoaderSimple().load_checkpoint(name)[:3]
+        model, clip, vae = env.nodes.CheckpointLoaderSimple().load_checkpoint(name)[:3]
+    if getattr(vae, "downscale_ratio", 8) != 8:
+        raise RuntimeError(f"{path}: its VAE makes 1/{vae.downscale_ratio} latents, not SD's 1/8; delete the file "
+                           "to rebuild it")
+    return model, clip, vae
