@@ -9,7 +9,6 @@ from ..hypernet.train.checkpoints import RunFolder
 from ..hypernet.train.train_config import TrainConfig, preset_from_json
 from ..hypernet.train.loss_plot import render_loss_plot
 from ..hypernet.train.training_preview import PreviewSettings
-from ..hypernet.train.trainer import copy_network
 from ..hypernet.util.names import safe_name
 from . import network_files, run_export
 from .host import feedback
@@ -174,13 +173,15 @@ class TrainHypernetwork:
 
     @staticmethod
     def _network(hypernetwork, hypernetwork_name):
+        # Never trained in place: the session starts from a copy (resume_point), so that the graph
+        # cache's network stays as it came in.
         if hypernetwork is not None:
-            return copy_network(hypernetwork), None
+            return hypernetwork, None
         if hypernetwork_name == "none":
             raise ValueError("hypernetwork_name: 'none' needs a connected hypernetwork; create one with "
                              "Create Hypernetwork or pick a file to continue")
         path = network_files.resolve_file(hypernetwork_name)
-        network = copy_network(load_hypernetwork(path))
+        network = load_hypernetwork(path)
         # A1111: the run is named after the file; the name stored inside it is only metadata.
         network.rename(safe_name(path.stem, "hypernetwork_name"))
         return network, path

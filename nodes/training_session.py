@@ -24,6 +24,7 @@ from ..hypernet.train.train_config import TrainConfig
 from ..hypernet.train.distributed import HeadlessRole
 from ..hypernet.train.final_file import FinalFileGuard, final_file_note
 from ..hypernet.train.latent_store import LatentStore, item_key
+from ..hypernet.train.rollback_point import unchanged_reference
 from ..hypernet.train.training_preview import PreviewSeeds, PreviewSettings, default_preview_prompt
 from ..hypernet.train.trainer import Trainer, TrainHooks, TrainResult, objective_loss, resume_point
 from ..hypernet.train.validation import ValidationSet, split_items
@@ -119,6 +120,7 @@ class TrainingSession:
         if removed:
             self.notes.append(f"removed {len(removed)} stale temp file(s) left by an interrupted save: "
                               + ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+        self._incoming = network  # never changed (the graph's, or loaded by the node): see _train
         self.network, optimizer_state, self.history, self.start_message = resume_point(
             network, self.run_folder, resume=resume, max_step=config.steps, source_file=source_file)
         if headless is not None and headless.sync is not None:  # every rank starts from rank 0's resume point
@@ -257,7 +259,8 @@ class TrainingSession:
                           device_type=torch.device(training_model.device).type,
                           optimizer_state=self.optimizer_state, history=self.history, hooks=hooks,
                           final_path=self.final_path, before_final=self._final_guard,
-                          sync=role.sync if role is not None else None)
+                          sync=role.sync if role is not None else None,
+                          unchanged_start=unchanged_reference(self.network, self._incoming))
         return trainer.run()
 
     def _alpha_weighted(self, output: tuple, items: list[int]) -> tuple:

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 
@@ -28,6 +28,7 @@ from .judging import Judge
 from .log import LossHistory, LossRow
 from .loss_terms import weighted_loss
 from .precision import AUTOCAST_DTYPES, device_supports_bf16, resolve_training_dtype
+from .rollback_point import RollbackPoint, RollbackUnavailable, checkpoint_point, restore, start_point
 from .templates import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -181,17 +182,6 @@ class DivergenceWatch:
         self.baseline = None
 
 
-def cpu_copy(value: object) -> object:
-    """A deep copy of nested dicts/lists/tuples with every tensor copied into CPU memory."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(cpu_copy(v) for v in value)
-    return copy.deepcopy(value)
-
-
 #: AdamW settings the user sets on the node; a resumed `.optim` keeps its moments, not these.
 USER_OPTIMIZER_SETTINGS = ("weight_decay", "betas", "eps")
 
@@ -208,8 +198,10 @@ class Trainer:
                  run_folder: RunFolder, *, device_type: str = "cpu", optimizer_state: dict | None = None,
                  history: LossHistory | None = None, hooks: TrainHooks | None = None,
                  final_path: Path | None = None, before_final: Callable[[Path], None] | None = None,
-                 sync: "GradientSync | None" = None):
+                 sync: "GradientSync | None" = None, unchanged_start: Mapping[str, torch.Tensor] | None = None):
         self.network = network
+        # the starting weights held elsewhere and never changed (see rollback_point.unchanged_reference)
+        self._unchanged_start = unchanged_start
         self.sync = sync  # data parallel: this rank's share of each batch, gradients summed over ranks
         self.objective = objective
         self.plan = plan
@@ -237,11 +229,11 @@ class Trainer:
         self.watch = DivergenceWatch(config.divergence_factor, config.divergence_window)
         self.rollbacks = 0
         self.checkpoints: list[Path] = []
-        self._good: tuple[int, dict, dict] | None = None  # (step, network state, optimizer state)
+        self._good: RollbackPoint | None = None  # the last good state (the start or a saved checkpoint)
         self._pending: list[str] = []  # events to mark on the next CSV row (e.g. after a rollback)
         self._cosine = config.cosine
         self.judge = Judge(network, config, run_folder, self.hooks.validate, self._autocast, self.history)
-        self._best_good: tuple[int, dict, dict] | None = None  # the best-validated checkpoint's state
+        self._best_good: RollbackPoint | None = None  # the best-validated checkpoint
 
     # ---------------------------------------------------------------- state helpers
 
@@ -271,24 +263,9 @@ class Trainer:
                         "resumed the saved optimizer state with your settings: "
                         + ", ".join(dict.fromkeys(replaced)))
 
-    def _snapshot(self) -> None:
-        """Remember the current state as the last good one (for in-memory rollback).
-
-        Kept in CPU memory: weights plus AdamW state are three times the network's size, which on
-        a GPU would otherwise sit in VRAM for the whole run (restoring copies them back)."""
-        state = {k: v.detach().to("cpu", copy=True) for k, v in self.network.named_parameters()}
-        self._good = (self.network.step, state, cpu_copy(self.optimizer.state_dict()))
-
     def _restore_good(self) -> int:
-        step, state, optim_state = self._good
-        with torch.no_grad():
-            for name, param in self.network.named_parameters():
-                param.copy_(state[name])
-        # a copy: load_state_dict keeps same-device tensors as they are, and the steps after a
-        # rollback would otherwise change the snapshot a second rollback goes back to
-        self.optimizer.load_state_dict(cpu_copy(optim_state))
-        self.network.step = step
-        return step
+        restore(self._good, self.network, self.optimizer)
+        return self._good.step
 
     def _event(self, step: int, kind: str, message: str) -> None:
         logger.warning("training %s at step %d: %s", kind, step, message)
@@ -317,7 +294,7 @@ class Trainer:
         path = self.run_folder.save_checkpoint(self.network, OPTIMIZER_NAME, self.optimizer.state_dict())
         self.history.write(self.run_folder.root)
         self.checkpoints.append(path)
-        self._snapshot()
+        self._good = checkpoint_point(self.network.step, path)  # read back from disk if a rollback needs it
         if self.judge.after_save(self.network, path, val_loss):
             self._best_good = self._good
         if self.hooks.on_checkpoint is not None:
@@ -381,7 +358,11 @@ class Trainer:
         self.lr_scale *= self.config.rollback_lr_factor
         if self._best_good is not None:  # with validation on: back to the best checkpoint, not the newest
             self._good = self._best_good
-        back_to = self._restore_good()
+        try:
+            back_to = self._restore_good()
+        except RollbackUnavailable as exc:
+            return (f"training diverged at step {step} ({why}); could not roll back to step {self._good.step}: "
+                    f"{exc}. Resume from a checkpoint you trust with a lower learning rate")
         self.judge.after_rollback(self.network)
         self.history.truncate_after(back_to)
         self.watch.reset()
@@ -399,7 +380,8 @@ class Trainer:
             return self._finish("finished", f"already trained to step {network.step} (schedule ends at {end})")
         rng_state = torch.get_rng_state()
         network.train()
-        self._snapshot()
+        # rollback before the first checkpoint goes back to the start (held in CPU memory, never VRAM)
+        self._good = start_point(network, self.optimizer, self._unchanged_start)
         nonfinite_streak = 0
         try:
             while network.step < end:
@@ -548,7 +530,7 @@ def _resume_point(network: Hypernetwork, run_folder: RunFolder, *, resume: bool,
         if run_folder.files_after(checkpoint.step):
             moved = run_folder.move_aside()
             message += f"; the earlier run went further, so its files were moved to {moved}"
-        return copy_network(checkpoint), found.optimizer_state, history, message
+        return checkpoint, found.optimizer_state, history, message  # loaded here: ours to train
     moved = run_folder.move_aside()
     moved_note = f"; the earlier run's files were moved to {moved}" if moved is not None else ""
     history = LossHistory()

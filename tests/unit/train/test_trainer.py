@@ -364,7 +364,7 @@ def test_bad_settings_name_the_field(field, value):
 def test_rollback_snapshot_is_a_cpu_copy_that_shares_no_memory():
     """The last-good state lives in CPU memory (not VRAM) and is a real copy: later steps do not
     change it, and restoring from it brings back the optimizer's tensors as they were."""
-    from hypernet.train.trainer import cpu_copy
+    from hypernet.train.rollback_point import cpu_copy
 
     param = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.AdamW([param], lr=0.1)
