@@ -6,7 +6,7 @@ host's Load Checkpoint, trained at 256 px on the CPU. One variant per child proc
 - `step`: our train step (TrainingModel + a 1,2,1 network on 320/640/1280/768 + AdamW), with a
   census of what the network's part of autograd saves, its gradients and AdamW state;
 - `node`: the whole TrainHypernetwork node (VAE-encodes a 2-image dataset, encodes the captions,
-  trains, writes the final file) with the same network.
+  trains, saves a checkpoint every step, writes the final file) with the same network.
 
 The RSS high-water mark is reset once the checkpoint is loaded; each figure is the peak during the
 variant minus the RSS just before it, so the model the host loaded is not in it, but anything
@@ -93,7 +93,7 @@ def _node_memory(env: Any, setup: BenchSetup, model: Any, clip: Any, vae: Any, a
             result = train_node.TrainHypernetwork().train(
                 model=model, clip=clip, vae=vae, dataset=dataset, hypernetwork_name="none", template="[filewords]",
                 learning_rate="1e-5", steps=args.get("steps", 2), batch_size=args["batch"], grad_accumulation_steps=1,
-                seed=0, save_every=0, resume=False, hypernetwork=network)
+                seed=0, save_every=args.get("save_every", 1), resume=False, hypernetwork=network)
         phases.finish(peak_rss_bytes())
         peak = max(phases.peaks.values())  # the high-water mark was reset between phases
         report = result["ui"]["text"][0]

@@ -167,15 +167,18 @@ def realsize_breakdown(floor: dict, step: dict, node: dict) -> list[str]:
     items = [("network's saved activations", step["saved"]["network"]),
              ("network gradients", step["grad_bytes"]),
              ("AdamW state (exp_avg, exp_avg_sq)", step["optimizer_bytes"]),
-             ("the node's own copy of the network (the input is not trained in place)", node["network_param_bytes"]),
+             ("the run's trainable copy of the network (the incoming one is never trained in place)",
+              node["network_param_bytes"]),
              ("memo (context K/V outputs kept)", step["memo_bytes"]),
              ("UNet saved activations, step - floor", step["saved"]["unet"] - floor["saved"]["unet"]),
              ("the rest of a train step (step - floor - the items above)",
               step["growth"] - floor["growth"] - step["saved"]["network"] - step["grad_bytes"]
-              - step["optimizer_bytes"] - step["network_param_bytes"] - step["memo_bytes"]
+              - step["optimizer_bytes"] - step["memo_bytes"]
               - (step["saved"]["unet"] - floor["saved"]["unet"]))]
     rest = extra - sum(b for _, b in items)
-    items.append(("the node beyond a train step (rollback snapshot, caches, VAE/CLIP encoding, file writes)", rest))
+    items.append(("the rest: the node beyond a train step (a checkpoint saved every step, the rollback point, "
+                  "caches, VAE/CLIP encoding); negative when the items above do not all peak together "
+                  "(backward frees activations while it allocates the gradients)", rest))
     lines = [f"| {name} | {b / MB:.1f} | {b / extra:.0%} |" for name, b in items]
     return (["| item | MB | share of the extra |", "|---|---|---|"] + lines
             + [f"| extra over the floor | {extra / MB:.1f} | 100% |"])
