@@ -79,14 +79,20 @@ def _area_weights(in_n: int, out_n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(index, in_n - 1), np.clip(hi - lo, 0, None)
 
 
-def _area_sum_axis0(arr: np.ndarray, out_n: int) -> np.ndarray:
-    """Area-weighted sums (in units, not yet divided) along axis 0: a few gathered rows per cell."""
-    index, units = _area_weights(arr.shape[0], out_n)
-    units = units.astype(arr.dtype)
-    expand = (slice(None),) + (None,) * (arr.ndim - 1)
-    out = units[:, 0][expand] * arr[index[:, 0]]
+def _area_sums(arr: np.ndarray, out_n: int, axis: int, dtype: type) -> np.ndarray:
+    """Area-weighted sums (in units, not yet divided) along `axis` (0 or 1 of an HWC array): a few
+    gathered rows or columns per cell, each times its whole-number weight. The gathers read the
+    input as it is (uint8 in the first pass), and the product is formed in `dtype`."""
+    index, units = _area_weights(arr.shape[axis], out_n)
+    units = units.astype(dtype)
+    if axis == 0:
+        out = units[:, 0, None, None] * arr[index[:, 0]]
+        for tap in range(1, index.shape[1]):
+            out += units[:, tap, None, None] * arr[index[:, tap]]
+        return out
+    out = units[None, :, 0, None] * arr[:, index[:, 0]]
     for tap in range(1, index.shape[1]):
-        out += units[:, tap][expand] * arr[index[:, tap]]
+        out += units[None, :, tap, None] * arr[:, index[:, tap]]
     return out
 
 
@@ -101,8 +107,7 @@ def area_resize(rgb: np.ndarray, size: int) -> np.ndarray:
     if size > height or size > width:
         raise ValueError(f"area_resize only downscales: {width}x{height} to {size}x{size}")
     dtype = np.int32 if 255 * height * width < 2 ** 30 else np.int64
-    sums = _area_sum_axis0(rgb.astype(dtype), size)
-    sums = _area_sum_axis0(sums.transpose(1, 0, 2), size).transpose(1, 0, 2)
+    sums = _area_sums(_area_sums(rgb, size, 0, dtype), size, 1, dtype)
     area = height * width
     quotient, remainder = np.divmod(sums, area)
     quotient += (2 * remainder > area) | ((2 * remainder == area) & (quotient % 2 == 1))

@@ -49,6 +49,36 @@ def test_pad_then_area_downscale():
     assert small.ravel().tolist() == [113.0] * 12
 
 
+def _exact_area_average(arr: np.ndarray, size: int) -> np.ndarray:
+    """Brute force: each output pixel is the area-weighted mean of the source pixels its cell covers
+    (fractions, no rounding until the end: half to even)."""
+    from fractions import Fraction
+
+    height, width = arr.shape[:2]
+
+    def overlap(i, o, n):  # length of source pixel i inside output cell o, in source pixels
+        lo, hi = max(Fraction(i), Fraction(o * n, size)), min(Fraction(i + 1), Fraction((o + 1) * n, size))
+        return max(hi - lo, Fraction(0))
+
+    out = np.zeros((size, size, arr.shape[2]), np.uint8)
+    for oy in range(size):
+        for ox in range(size):
+            weights = [(y, x, overlap(y, oy, height) * overlap(x, ox, width))
+                       for y in range(height) for x in range(width)]
+            for c in range(arr.shape[2]):
+                mean = sum(w * int(arr[y, x, c]) for y, x, w in weights if w) / (Fraction(height * width) / size**2)
+                out[oy, ox, c] = round(mean)
+    return out
+
+
+@pytest.mark.parametrize("shape,size", [((9, 7), 3), ((11, 13), 4), ((8, 8), 3), ((10, 6), 6), ((7, 7), 7)])
+def test_area_resize_is_the_exact_area_average(shape, size):
+    from hypernet.tagger.preprocess import area_resize
+
+    arr = np.random.default_rng(sum(shape) + size).integers(0, 256, shape + (3,), dtype=np.uint8)
+    assert np.array_equal(area_resize(arr, size), _exact_area_average(arr, size))
+
+
 def test_image_from_comfy_array_rounds_and_keeps_alpha():
     arr = np.zeros((2, 2, 4), dtype=np.float32)
     arr[..., :3] = 0.5
