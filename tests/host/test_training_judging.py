@@ -69,21 +69,9 @@ def test_validation_holds_out_images_and_is_repeatable(comfy_host, pack, shapes)
 def _half_noise_dataset(pack, folder, noise_seed, transparent):
     """Four 64x64 images: an opaque coloured shape on the left half, noise on the right half, which
     is transparent (alpha 0, its colours kept in the file) or, for the control, opaque."""
-    import numpy as np
-    from PIL import Image, ImageDraw
+    from tests.support.datasets import make_half_transparent_dataset
 
-    folder.mkdir()
-    rng = np.random.default_rng(noise_seed)
-    for index in range(4):
-        image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-        noise = rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)
-        alpha = np.full((64, 32), 0 if transparent else 255, np.uint8)
-        image.paste(Image.fromarray(np.dstack([noise, alpha]), "RGBA"), (32, 0))
-        left = Image.new("RGBA", (32, 64), (30 + 50 * index, 90, 200 - 40 * index, 255))
-        ImageDraw.Draw(left).ellipse((4, 8 + 4 * index, 28, 40 + 4 * index), fill=(250, 250, 20, 255))
-        image.paste(left, (0, 0))
-        (image if transparent else image.convert("RGB")).save(folder / f"{index}.png")
-        (folder / f"{index}.txt").write_text(f"shape {index}")
+    make_half_transparent_dataset(folder, noise_seed, transparent)
     return pack.hypernet.data.load.load_dataset(str(folder)).dataset
 
 
@@ -129,3 +117,4 @@ def test_a_second_run_reads_the_latents_from_the_disk_cache(comfy_host, pack, tm
     off = train(pack, model, clip, vae, dataset, create(pack, "disk_cache", [32, 64]), steps=1,
                 latent_disk_cache=False)
     assert "latent disk cache" not in off["ui"]["text"][0]
+
