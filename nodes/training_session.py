@@ -310,11 +310,24 @@ class TrainingSession:
             lines.append(f"validation: {len(self.held_out)} held-out image(s), never trained on: {names}{more}")
         if result.judge is not None:
             lines += result.judge.report_lines()
+        lines += loss_option_lines(self.config)
         if self.alpha_maps is not None:
             weighted = sum(1 for m in self.alpha_maps if not bool((m == 1).all()))
             lines.append(f"alpha loss weight: {weighted} of {len(self.alpha_maps)} image(s) weighted by their alpha "
                          "channel; the others weigh 1 everywhere")
         return lines
+
+
+def loss_option_lines(config) -> list[str]:
+    """Report lines for the loss options a run trained with (none when both are off)."""
+    applied = []
+    if config.min_snr_gamma > 0:
+        applied.append(f"min-SNR weighting, gamma {config.min_snr_gamma:g}")
+    if config.noise_offset > 0:
+        applied.append(f"offset noise {config.noise_offset:g}")
+    if not applied:
+        return []
+    return [f"loss options: {'; '.join(applied)} (training loss only; the validation loss leaves them out)"]
 
 
 def ignored_schedule_notes(config) -> list[str]:

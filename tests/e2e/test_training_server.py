@@ -14,9 +14,9 @@ from tests.support.graphs import Graph, tiny_txt2img
 
 
 def training_graph(folder_name: str, name: str, steps: int, save_every: int, preview_every: int = 0,
-                   seed: int = 0, learning_rate: str = "5e-3", **options) -> tuple[Graph, dict]:
+                   seed: int = 0, learning_rate: str = "5e-3", kind: str = "sd1", **options) -> tuple[Graph, dict]:
     graph = Graph()
-    loader = graph.add("HNTestTinyCheckpointLoader", kind="sd1", seed=0)
+    loader = graph.add("HNTestTinyCheckpointLoader", kind=kind, seed=0)
     load = graph.add("HypernetworkLoadDataset", directory=folder_name, recursive=False, caption_extension=".txt",
                      repeats_from_folder_names=False, on_bad_file="skip and report", missing_caption="empty",
                      preview_count=2)

@@ -36,3 +36,30 @@ def make_shapes_dataset(folder: Path, count: int = 4, size: int = 64, seed: int 
         image.save(folder / f"{index:02d}_shape.png")
         (folder / f"{index:02d}_shape.txt").write_text(CAPTIONS[kind] + "\n", encoding="utf-8")
     return folder
+
+
+def make_half_transparent_dataset(folder: Path, noise_seed: int, transparent: bool = True, width: int = 64,
+                                  height: int = 64, right: str = "noise", count: int = 4) -> Path:
+    """`count` images: an opaque coloured shape on the left half and, on the right half, RGB noise
+    from `noise_seed` (or flat grey with `right="flat"`) that is transparent (alpha 0, its colours
+    kept in the RGBA file) or, with `transparent` False, opaque (saved as RGB); `.txt` captions."""
+    from PIL import ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(noise_seed)
+    half = width // 2
+    for index in range(count):
+        image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        if right == "flat":
+            colours = np.full((height, width - half, 3), 128, np.uint8)
+        else:
+            colours = rng.integers(0, 256, (height, width - half, 3), dtype=np.uint8)
+        alpha = np.full((height, width - half), 0 if transparent else 255, np.uint8)
+        image.paste(Image.fromarray(np.dstack([colours, alpha]), "RGBA"), (half, 0))
+        left = Image.new("RGBA", (half, height), (30 + 50 * index, 90, 200 - 40 * index, 255))
+        ImageDraw.Draw(left).ellipse((half // 8, 8 + 4 * index, half - half // 8, 40 + 4 * index),
+                                     fill=(250, 250, 20, 255))
+        image.paste(left, (0, 0))
+        (image if transparent else image.convert("RGB")).save(folder / f"{index}.png")
+        (folder / f"{index}.txt").write_text(f"shape {index}", encoding="utf-8")
+    return folder

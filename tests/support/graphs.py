@@ -24,6 +24,17 @@ class Graph:
         return self.nodes
 
 
+def options_node(graph: Graph, object_info: dict, class_type: str, **values) -> str:
+    """Add an options node (e.g. HypernetworkTrainingOptions) with every required input at the
+    default the server declares, and `values` set; return its id."""
+    required = object_info[class_type]["input"]["required"]
+    unknown = sorted(set(values) - set(required))
+    if unknown:
+        raise KeyError(f"{class_type} has no inputs {unknown}")
+    inputs = {name: spec[1]["default"] for name, spec in required.items()}
+    return graph.add(class_type, **{**inputs, **values})
+
+
 def tiny_txt2img(graph: Graph, model_ref: list, clip_ref: list, vae_ref: list, *, prompt: str = "a cat",
                  seed: int = 1, steps: int = 4, cfg: float = 7.0, size: int = 64,
                  sampler: str = "euler", scheduler: str = "normal") -> dict[str, str]:
