@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import resource
 import statistics
@@ -140,6 +141,25 @@ def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, repeats: in
 
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free confidence interval for the median of `values` (order statistics):
+    (low, high, coverage). [x(k), x(n+1-k)] covers the true median with probability
+    1 - 2 * P(Binomial(n, 1/2) < k); the narrowest such interval with coverage >= `confidence`, or
+    the whole range (and its lower coverage) when there are too few values for that."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("median_interval needs at least one value")
+
+    def coverage(k: int) -> float:
+        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+
+    k = 1
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= confidence:
+        k += 1
+    return ordered[k - 1], ordered[n - k], coverage(k)
 
 
 def paired_ratios(ours: list[float], baseline: list[float]) -> list[float]:

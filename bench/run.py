@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.harness import emit_result, median, paired_ratios, run_child  # noqa: E402
+from bench.harness import emit_result, median, median_interval, paired_ratios, run_child  # noqa: E402
 
 logger = logging.getLogger("bench")
 
@@ -44,13 +44,15 @@ class Row:
     goal: str
     passed: bool
     spread: tuple[float, float] | None = None  # lowest and highest per-round ratio
-    sure: bool | None = None  # every round on the same side of the goal as the median
+    interval: tuple[float, float, float] | None = None  # the median's confidence interval: low, high, coverage
+    sure: bool | None = None  # the whole interval on the same side of the goal as the median
 
     def to_dict(self) -> dict[str, Any]:
         out = {"case": self.case, "ours": round(self.ours, 6), "baseline": round(self.baseline, 6),
                "ratio": round(self.ratio, 4), "goal": self.goal, "pass": self.passed}
         if self.spread is not None:
-            out.update(spread=[round(v, 4) for v in self.spread], sure=self.sure)
+            out.update(spread=[round(v, 4) for v in self.spread], sure=self.sure,
+                       interval=[round(v, 4) for v in self.interval])
         return out
 
 
@@ -65,12 +67,14 @@ def at_least(limit: float) -> tuple[str, Callable[[float], bool]]:
 def make_row(case: str, ours: float, baseline: float, goal: tuple[str, Callable[[float], bool]],
              ratios: list[float] | None = None) -> Row:
     """A budget row; with `ratios` (one per interleaved round) the ratio is their median and the
-    row carries their spread, and whether every round agrees with the verdict."""
+    row carries their spread and the median's 95% confidence interval: the verdict is sure when
+    the whole interval lies on its side of the goal."""
     if ratios:
         ratio = float(statistics.median(ratios))
         passed = bool(goal[1](ratio))
-        return Row(case, ours, baseline, ratio, goal[0], passed, (min(ratios), max(ratios)),
-                   all(bool(goal[1](r)) == passed for r in ratios))
+        low, high, coverage = median_interval(ratios)
+        return Row(case, ours, baseline, ratio, goal[0], passed, (min(ratios), max(ratios)), (low, high, coverage),
+                   bool(goal[1](low)) == passed and bool(goal[1](high)) == passed)
     ratio = ours / baseline if baseline else float("inf")
     return Row(case, ours, baseline, ratio, goal[0], bool(goal[1](ratio)))
 
@@ -88,7 +92,7 @@ def settings(quick: bool) -> dict[str, Any]:
                 "load": (1_000, 10_000), "load_rounds": 2}
     return {"model": {"model_channels": 64, "latent": 32, "warmup": 1, "repeats": 5},
             "sampling_steps": 4, "tagger": {"size": 448, "batch": 4, "images": 16, "image_width": 1024,
-                                            "image_height": 768, "repeats": 7, "standin_width": 256},
+                                            "image_height": 768, "repeats": 13, "standin_width": 256},
             "preprocess": {"images": 12, "image_width": 1024, "image_height": 768, "repeats": 3},
             "load": (10_000, 100_000), "load_rounds": 5}
 
@@ -366,13 +370,21 @@ GROUPS: dict[str, Callable[[dict, argparse.Namespace, list[str]], list[Row]]] = 
 
 def _verdict(row: Row) -> str:
     text = "yes" if row.passed else "NO"
-    return text if row.sure is not False else f"{text} (rounds disagree)"
+    return text if row.sure is not False else f"{text} (not sure: the interval straddles the goal)"
+
+
+def _interval(row: Row) -> str:
+    if row.interval is None:
+        return ""
+    low, high, coverage = row.interval
+    return f"{low:.2f}-{high:.2f} ({coverage:.0%})"
 
 
 def format_table(rows: list[Row]) -> str:
-    header = ("case", "ours", "baseline", "ratio", "spread", "goal", "pass")
+    header = ("case", "ours", "baseline", "ratio", "spread", "median's interval", "goal", "pass")
     body = [(r.case, f"{r.ours:.4g}", f"{r.baseline:.4g}", f"{r.ratio:.2f}",
-             f"{r.spread[0]:.2f}-{r.spread[1]:.2f}" if r.spread else "", r.goal, _verdict(r)) for r in rows]
+             f"{r.spread[0]:.2f}-{r.spread[1]:.2f}" if r.spread else "", _interval(r), r.goal, _verdict(r))
+            for r in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths)) + " |" for line in [header] + body]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")

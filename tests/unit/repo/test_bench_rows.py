@@ -50,14 +50,37 @@ def test_gpu_rows_use_floor_a1111_and_memory_references():
     assert "failed: boom" in table and "| fp16 | 4 |" in table and "0.50 ok" in table
 
 
-def test_a_row_from_rounds_takes_their_median_and_says_when_rounds_disagree():
+def test_a_row_from_rounds_takes_their_median_and_is_sure_only_when_its_interval_is():
     sure = run.make_row("x", 1.0, 1.0, run.at_most(1.20), ratios=[1.05, 1.10, 1.02, 1.15])
     assert sure.ratio == pytest.approx(1.075) and sure.spread == (1.02, 1.15) and sure.passed and sure.sure
     unsure = run.make_row("x", 1.0, 1.0, run.at_most(1.20), ratios=[1.05, 1.25, 1.10])
     assert unsure.passed and unsure.sure is False
     table = run.format_table([sure, unsure])
-    assert "1.02-1.15" in table and "yes (rounds disagree)" in table
+    assert "1.02-1.15" in table and "yes (not sure: the interval straddles the goal)" in table
     assert unsure.to_dict()["spread"] == [1.05, 1.25] and "spread" not in run.make_row("y", 2, 1, run.at_most(3)).to_dict()
+    # 13 rounds: the median's 98% interval drops the two extremes on each side, so one stray round
+    # on the other side of the goal no longer makes the verdict unsure
+    rounds = [0.97, 0.96, 0.98, 0.90, 0.97, 0.99, 0.96, 0.97, 1.04, 0.98, 0.97, 0.96, 0.98]
+    row = run.make_row("t", 1.0, 1.0, run.at_least(0.95), ratios=rounds)
+    assert row.spread == (0.90, 1.04) and row.passed and row.sure
+    assert row.interval[:2] == (0.96, 0.98) and row.interval[2] == pytest.approx(0.978, abs=1e-3)
+    assert "0.96-0.98 (98%)" in run.format_table([row])
+
+
+@pytest.mark.parametrize("n", [1, 3, 5, 6, 9, 13, 20])
+def test_the_median_interval_has_the_coverage_it_claims(n):
+    """Coverage by simulation: the true median (0 for a symmetric distribution) lies inside the
+    interval at least as often as claimed."""
+    import random
+
+    from bench.harness import median_interval
+
+    rng = random.Random(n)
+    claimed = median_interval([rng.gauss(0, 1) for _ in range(n)])[2]
+    inside = sum(low <= 0 <= high for low, high, _ in
+                 (median_interval([rng.gauss(0, 1) for _ in range(n)]) for _ in range(4000)))
+    assert inside / 4000 >= claimed - 0.02
+    assert claimed >= 0.95 or n < 6, "from 6 values on, the interval reaches 95%"
 
 
 def test_paired_ratios_divide_round_by_round():
