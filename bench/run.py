@@ -325,7 +325,7 @@ def bench_load(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Ro
 def bench_editor(cfg: dict, opts: argparse.Namespace, notes: list[str]) -> list[Row]:
     """Dataset editor (bench/cases_editor.py): list + tag counts and a saved bulk replace."""
     count = 1_000 if opts.quick else 10_000
-    res = run_child("editor", {"count": count, "repeats": 2 if opts.quick else 7, "clock": opts.clock},
+    res = run_child("editor", {"count": count, "repeats": 2 if opts.quick else 13, "clock": opts.clock},
                     timeout=3600)
     notes.append(f"editor: first (cold) list of {count} captions {res['list_cold_ours']:.3f} s vs bare read "
                  f"{res['list_cold_baseline']:.3f} s ({res['list_cold_ours'] / res['list_cold_baseline']:.2f}x)")

@@ -71,12 +71,30 @@ def _exact_area_average(arr: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize("band_bytes", [None, 1])  # the default band, and one output row per band
 @pytest.mark.parametrize("shape,size", [((9, 7), 3), ((11, 13), 4), ((8, 8), 3), ((10, 6), 6), ((7, 7), 7)])
-def test_area_resize_is_the_exact_area_average(shape, size):
+def test_area_resize_is_the_exact_area_average(shape, size, band_bytes, monkeypatch):
+    from hypernet.tagger import preprocess
     from hypernet.tagger.preprocess import area_resize
 
+    if band_bytes is not None:
+        monkeypatch.setattr(preprocess, "_BAND_BYTES", band_bytes)
     arr = np.random.default_rng(sum(shape) + size).integers(0, 256, shape + (3,), dtype=np.uint8)
     assert np.array_equal(area_resize(arr, size), _exact_area_average(arr, size))
+
+
+@pytest.mark.parametrize("size_wh,side", [((1024, 768), 448), ((768, 1024), 448), ((300, 1000), 448),
+                                          ((2000, 1501), 448), ((1023, 17), 5), ((449, 448), 448)])
+def test_cells_that_see_only_the_pad_are_white_and_the_rest_unchanged(size_wh, side):
+    """preprocess_image skips the arithmetic for output cells that see only the white pad; the
+    result is the same as resizing the whole padded square (and banded the same as in one piece)."""
+    from hypernet.tagger import preprocess
+
+    width, height = size_wh
+    arr = np.random.default_rng(width + height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    square = np.asarray(preprocess.pad_to_square(Image.fromarray(arr), side), dtype=np.uint8)
+    whole = preprocess.area_resize(square, side)
+    assert np.array_equal(preprocess_image(Image.fromarray(arr), side), whole[:, :, ::-1].astype(np.float32))
 
 
 def test_image_from_comfy_array_rounds_and_keeps_alpha():
