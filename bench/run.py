@@ -92,7 +92,7 @@ def settings(quick: bool) -> dict[str, Any]:
                 "load": (1_000, 10_000), "load_rounds": 2}
     return {"model": {"model_channels": 64, "latent": 32, "warmup": 1, "repeats": 5},
             "sampling_steps": 4, "tagger": {"size": 448, "batch": 4, "images": 16, "image_width": 1024,
-                                            "image_height": 768, "repeats": 13, "standin_width": 256},
+                                            "image_height": 768, "repeats": 25, "standin_width": 256},
             "preprocess": {"images": 12, "image_width": 1024, "image_height": 768, "repeats": 3},
             "load": (10_000, 100_000), "load_rounds": 5}
 
