@@ -429,14 +429,16 @@ def optim_path(model_path: str | os.PathLike) -> Path:
 
 
 def save_optimizer_state(
-    model_path: str | os.PathLike, optimizer_name: str, optimizer_state_dict: Mapping[str, Any]
+    model_path: str | os.PathLike, optimizer_name: str, optimizer_state_dict: Mapping[str, Any],
+    model_hash: str | None = None,
 ) -> Path:
-    """Write `<model_path>.optim` bound to the model file's current bytes (call after saving it)."""
+    """Write `<model_path>.optim` bound to the model file's current bytes (call after saving it);
+    `model_hash`: the file's short_hash when the caller has just taken it (else it is taken here)."""
     if not isinstance(optimizer_name, str) or not optimizer_name:
         raise ValueError(f"optimizer_name: {optimizer_name!r} is invalid; give the torch.optim class name")
     payload = {
         "optimizer_name": optimizer_name,
-        "hash": short_hash(model_path),
+        "hash": model_hash or short_hash(model_path),
         "optimizer_state_dict": optimizer_state_dict,
     }
     return atomic_write_with(optim_path(model_path), lambda fh: torch.save(payload, fh))

@@ -31,6 +31,7 @@ PREVIOUS_PREFIX = "previous-"
 class Checkpoint:
     step: int
     path: Path
+    file_hash: str = ""  # the `.pt`'s short hash, when this run has just written it
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,13 @@ class RunFolder:
                 found.append(Checkpoint(int(match.group(1)), path))
         return sorted(found, key=lambda c: c.step)
 
-    def save_checkpoint(self, network: Hypernetwork, optimizer_name: str, optimizer_state: Mapping) -> Path:
+    def save_checkpoint(self, network: Hypernetwork, optimizer_name: str, optimizer_state: Mapping) -> Checkpoint:
         """Write `<name>-<step>.pt` then its `.optim` (each atomically; the pair is valid once both exist)."""
         path = self.checkpoint_path(network.step)
         save_hypernetwork(network, path)
-        save_optimizer_state(path, optimizer_name, optimizer_state)
-        return path
+        file_hash = short_hash(path)  # hashed once: the `.optim` records it, a rollback point checks it
+        save_optimizer_state(path, optimizer_name, optimizer_state, model_hash=file_hash)
+        return Checkpoint(network.step, path, file_hash)
 
     def latest_resumable(self, like: Hypernetwork, max_step: int | None = None) -> Resumable | None:
         """The newest checkpoint with `like`'s architecture, loaded, with its `.optim` when valid.

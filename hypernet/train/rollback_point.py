@@ -22,6 +22,7 @@ import torch
 
 from ..network.fileio import load_hypernetwork, load_optimizer_state, short_hash
 from ..network.module import Hypernetwork
+from .checkpoints import Checkpoint
 
 
 class RollbackUnavailable(RuntimeError):
@@ -79,9 +80,10 @@ def start_point(network: Hypernetwork, optimizer: torch.optim.Optimizer,
     return RollbackPoint(network.step, weights=unchanged, optimizer_state=optimizer_state, held_bytes=held)
 
 
-def checkpoint_point(step: int, path: Path) -> RollbackPoint:
-    """A checkpoint this run has just written (`.pt` + `.optim`)."""
-    return RollbackPoint(step, path=Path(path), file_hash=short_hash(path))
+def checkpoint_point(saved: Checkpoint) -> RollbackPoint:
+    """A checkpoint this run has just written (RunFolder.save_checkpoint: `.pt` + `.optim`, and the
+    hash taken as it was saved)."""
+    return RollbackPoint(saved.step, path=saved.path, file_hash=saved.file_hash)
 
 
 def restore(point: RollbackPoint, network: Hypernetwork, optimizer: torch.optim.Optimizer) -> None:

@@ -291,10 +291,11 @@ class Trainer:
         if self.judge.validating and (self.judge.last is None or self.judge.last[0] != self.network.step):
             self._validate()
         val_loss = self.judge.before_save(self.network)
-        path = self.run_folder.save_checkpoint(self.network, OPTIMIZER_NAME, self.optimizer.state_dict())
+        saved = self.run_folder.save_checkpoint(self.network, OPTIMIZER_NAME, self.optimizer.state_dict())
+        path = saved.path
         self.history.write(self.run_folder.root)
         self.checkpoints.append(path)
-        self._good = checkpoint_point(self.network.step, path)  # read back from disk if a rollback needs it
+        self._good = checkpoint_point(saved)  # read back from disk if a rollback needs it
         if self.judge.after_save(self.network, path, val_loss):
             self._best_good = self._good
         if self.hooks.on_checkpoint is not None:

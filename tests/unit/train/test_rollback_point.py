@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hypernet.network.fileio import load_optimizer_state, short_hash
 from hypernet.train.batches import BatchPlan
 from hypernet.train.checkpoints import RunFolder
 from hypernet.train.rollback_point import (RollbackUnavailable, checkpoint_point, cpu_copy, restore, start_point,
@@ -44,14 +45,16 @@ def _trained(tmp_path):
     network = copy_network(toy_network())
     optimizer = torch.optim.AdamW(list(network.parameters()), lr=1e-2)
     _stepped(network, optimizer, 3, seed=1)
-    path = RunFolder(tmp_path, "toy").save_checkpoint(network, "AdamW", optimizer.state_dict())
-    return network, optimizer, path
+    saved = RunFolder(tmp_path, "toy").save_checkpoint(network, "AdamW", optimizer.state_dict())
+    # hashed once at the save: the `.optim` records that hash, and it is the file's
+    assert saved.file_hash == short_hash(saved.path) and load_optimizer_state(saved.path).ok
+    return network, optimizer, saved
 
 
 def test_a_checkpoint_point_holds_nothing_and_restores_the_saved_state_to_the_bit(tmp_path):
-    network, optimizer, path = _trained(tmp_path)
+    network, optimizer, saved = _trained(tmp_path)
     at_save = _state(network, optimizer)
-    point = checkpoint_point(network.step, path)
+    point = checkpoint_point(saved)
     assert point.weights is None and point.optimizer_state is None and point.held_bytes == 0
     _stepped(network, optimizer, 2, seed=2)
     assert not _same_state(_state(network, optimizer), at_save)
@@ -68,8 +71,9 @@ def test_a_checkpoint_point_holds_nothing_and_restores_the_saved_state_to_the_bi
 
 @pytest.mark.parametrize("change", ["edited", "deleted", "optim_deleted"])
 def test_a_checkpoint_that_changed_since_it_was_saved_is_refused(tmp_path, change):
-    network, optimizer, path = _trained(tmp_path)
-    point = checkpoint_point(network.step, path)
+    network, optimizer, saved = _trained(tmp_path)
+    path = saved.path
+    point = checkpoint_point(saved)
     if change == "edited":
         path.write_bytes(path.read_bytes()[:-1] + b"x")
     elif change == "deleted":
