@@ -103,9 +103,10 @@ def _sum_dtype(largest: int) -> type:
     return np.uint16 if largest < 2 ** 16 else np.int32 if largest < 2 ** 31 else np.int64
 
 
-def _cells_seeing(in_n: int, out_n: int, start: int, stop: int) -> slice:
-    """The output cells whose source span overlaps source pixels [start, stop) (a contiguous run)."""
-    index, units = _area_weights(in_n, out_n)
+def _cells_seeing(weights: tuple[np.ndarray, np.ndarray], start: int, stop: int) -> slice:
+    """The output cells (of _area_weights' `weights`) whose source span overlaps source pixels
+    [start, stop) (a contiguous run)."""
+    index, units = weights
     seeing = np.flatnonzero(((units > 0) & (index >= start) & (index < stop)).any(axis=1))
     return slice(int(seeing[0]), int(seeing[-1]) + 1) if seeing.size else slice(0, 0)
 
@@ -123,16 +124,18 @@ def area_resize(rgb: np.ndarray, size: int, content: tuple[int, int, int, int] |
     if size > height or size > width:
         raise ValueError(f"area_resize only downscales: {width}x{height} to {size}x{size}")
     top, bottom, left, right = content if content is not None else (0, height, 0, width)
-    rows, cols = _cells_seeing(height, size, top, bottom), _cells_seeing(width, size, left, right)
+    row_index, row_units = _area_weights(height, size)
+    col_index, col_units = _area_weights(width, size)
+    rows = _cells_seeing((row_index, row_units), top, bottom)
+    cols = _cells_seeing((col_index, col_units), left, right)
     # Weights in units of gcd(n, size)/size pixel instead of 1/size: the same exact sums, divided by
     # the common factor, small enough for uint16 in the usual sizes (1024 or 768 px to 448: half
     # the memory traffic of int32).
-    row_index, row_units = _area_weights(height, size)
-    col_index, col_units = _area_weights(width, size)
-    row_total, col_total = height // math.gcd(height, size), width // math.gcd(width, size)
+    row_gcd, col_gcd = math.gcd(height, size), math.gcd(width, size)
+    row_total, col_total = height // row_gcd, width // col_gcd
     row_dtype, dtype = _sum_dtype(255 * row_total), _sum_dtype(255 * row_total * col_total)
-    row_units = (row_units // math.gcd(height, size)).astype(row_dtype)
-    col_weights = (col_index[cols], (col_units[cols] // math.gcd(width, size)).astype(dtype))
+    row_units = (row_units // row_gcd).astype(row_dtype)
+    col_weights = (col_index[cols], (col_units[cols] // col_gcd).astype(dtype))
     area = row_total * col_total
     out = np.full((size, size, rgb.shape[2]), 255, np.uint8)
     # A band of output rows at a time: its intermediate sums stay small enough for the CPU cache
