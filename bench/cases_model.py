@@ -313,6 +313,25 @@ def saved_tensor_census(step: TrainStep, exclude: set[int]) -> dict[str, int]:
     return out
 
 
+def working_set_census(step: TrainStep, model_params: Any) -> dict[str, Any]:
+    """What a step's working set holds, after it ran: the network's weights, gradients, AdamW state
+    and memo (exactly), and what autograd saves in one more step (saved_tensor_census; the model's
+    and the network's parameters excluded)."""
+    torch = step.torch
+    out: dict[str, Any] = {}
+    exclude = {p.untyped_storage().data_ptr() for p in model_params}
+    if step.network is not None:
+        net_params = list(step.network.parameters())
+        exclude |= {p.untyped_storage().data_ptr() for p in net_params}
+        out["network_param_bytes"] = sum(p.numel() * p.element_size() for p in net_params)
+        out["grad_bytes"] = sum(p.grad.numel() * p.grad.element_size() for p in net_params if p.grad is not None)
+        out["optimizer_bytes"] = sum(t.numel() * t.element_size() for state in step.optimizer.state.values()
+                                     for t in state.values() if torch.is_tensor(t))
+        out["memo_bytes"] = sum(entry[2].numel() * entry[2].element_size() for entry in step.patch._memo.values())
+    out["saved"] = saved_tensor_census(step, exclude)
+    return out
+
+
 def case_train_memory(args: dict[str, Any]) -> dict[str, Any]:
     """Peak memory growth of a few train steps of one variant (run each variant in its own process).
 
@@ -332,16 +351,7 @@ def case_train_memory(args: dict[str, Any]) -> dict[str, Any]:
     peak = read()
     out = {"before": before, "peak": peak, "growth": peak - before, "valid": valid,
            "copy_bytes": step.training_model.copy_bytes}
-    params = {p.untyped_storage().data_ptr() for p in step.training_model.base.parameters()}
-    if step.network is not None:
-        net_params = list(step.network.parameters())
-        params |= {p.untyped_storage().data_ptr() for p in net_params}
-        out["network_param_bytes"] = sum(p.numel() * p.element_size() for p in net_params)
-        out["grad_bytes"] = sum(p.grad.numel() * p.grad.element_size() for p in net_params if p.grad is not None)
-        out["optimizer_bytes"] = sum(t.numel() * t.element_size() for state in step.optimizer.state.values()
-                                     for t in state.values() if torch.is_tensor(t))
-        out["memo_bytes"] = sum(entry[2].numel() * entry[2].element_size() for entry in step.patch._memo.values())
-    out["saved"] = saved_tensor_census(step, params)
+    out.update(working_set_census(step, step.training_model.base.parameters()))
     step.close()
     return out
 

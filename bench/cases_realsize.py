@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sd15_file
-from .cases_model import BenchSetup, TrainStep, saved_tensor_census
+from .cases_model import BenchSetup, TrainStep, working_set_census
 from .harness import import_host, load_support_module, peak_rss_bytes, reset_peak_rss, rss_bytes, trim_malloc
 
 
@@ -36,7 +36,6 @@ def case_realsize_build(args: dict[str, Any]) -> dict[str, Any]:
 
 def case_realsize_memory(args: dict[str, Any]) -> dict[str, Any]:
     env = import_host(cpu=True)
-    torch = env.torch
     model, clip, vae = sd15_file.load(args["path"])
     setup = BenchSetup.from_loaded(env, model, clip)
     unet_bytes = sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters())
@@ -52,16 +51,7 @@ def case_realsize_memory(args: dict[str, Any]) -> dict[str, Any]:
         step()
     peak = peak_rss_bytes()
     out.update(before=before, peak=peak, growth=peak - before, valid=valid, copy_bytes=step.training_model.copy_bytes)
-    exclude = {p.untyped_storage().data_ptr() for p in model.model.parameters()}
-    if step.network is not None:
-        net_params = list(step.network.parameters())
-        exclude |= {p.untyped_storage().data_ptr() for p in net_params}
-        out["network_param_bytes"] = sum(p.numel() * p.element_size() for p in net_params)
-        out["grad_bytes"] = sum(p.grad.numel() * p.grad.element_size() for p in net_params if p.grad is not None)
-        out["optimizer_bytes"] = sum(t.numel() * t.element_size() for state in step.optimizer.state.values()
-                                     for t in state.values() if torch.is_tensor(t))
-        out["memo_bytes"] = sum(entry[2].numel() * entry[2].element_size() for entry in step.patch._memo.values())
-    out["saved"] = saved_tensor_census(step, exclude)
+    out.update(working_set_census(step, model.model.parameters()))
     step.close()
     return out
 
